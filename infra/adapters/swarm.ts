@@ -1,0 +1,200 @@
+import { execa } from "execa";
+
+/** A docker CLI call that failed; both streams are kept because either may hold the reason. */
+export class DockerError extends Error {
+  constructor(
+    readonly args: readonly string[],
+    readonly exitCode: number | undefined,
+    readonly stdout: string,
+    readonly stderr: string,
+    reason?: string,
+  ) {
+    const output = [stderr.trim(), stdout.trim()].filter(Boolean).join("\n");
+    super(`docker ${args.slice(0, 3).join(" ")} failed (${reason ?? `exit ${exitCode}`}): ${output || "<no output>"}`);
+    this.name = "DockerError";
+  }
+}
+
+export interface DockerCallOptions {
+  input?: string;
+  /** Replaces the environment (plus PATH, HOME and DOCKER_*): stack deploy interpolates from it. */
+  env?: Record<string, string>;
+  cwd?: string;
+  timeoutMs?: number;
+}
+
+const DEFAULT_TIMEOUT_MS = 120_000;
+
+function dockerBinary(): string {
+  return process.env.WARMSTACK_DOCKER ?? "docker";
+}
+
+function passthroughEnv(): Record<string, string> {
+  const kept: Record<string, string> = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (value !== undefined && (key === "PATH" || key === "HOME" || key.startsWith("DOCKER_"))) kept[key] = value;
+  }
+  return kept;
+}
+
+export async function docker(args: readonly string[], options: DockerCallOptions = {}): Promise<string> {
+  const result = await execa(dockerBinary(), args, {
+    input: options.input,
+    cwd: options.cwd,
+    env: options.env ? { ...passthroughEnv(), ...options.env } : undefined,
+    extendEnv: options.env === undefined,
+    timeout: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    reject: false,
+    stripFinalNewline: true,
+  });
+  if (result.exitCode !== 0 || result.timedOut) {
+    throw new DockerError(
+      args,
+      result.exitCode,
+      String(result.stdout ?? ""),
+      String(result.stderr ?? ""),
+      result.timedOut ? `no answer within ${options.timeoutMs ?? DEFAULT_TIMEOUT_MS}ms` : undefined,
+    );
+  }
+  return String(result.stdout ?? "");
+}
+
+function lines(output: string): string[] {
+  return output.split("\n").map((line) => line.trim()).filter(Boolean);
+}
+
+const STACK_LABEL = "com.docker.stack.namespace";
+
+let detachFlagSupported: boolean | undefined;
+
+/** Newer CLIs wait for convergence unless detached; warmstack converges by its own checks. */
+async function stackDeployDetachArgs(): Promise<string[]> {
+  detachFlagSupported ??= (await docker(["stack", "deploy", "--help"])).includes("--detach");
+  return detachFlagSupported ? ["--detach=true"] : [];
+}
+
+export interface StackDeployOptions {
+  composeFiles: readonly string[];
+  /** Interpolation environment for the compose files (the app's env plus STACK_NAME). */
+  env: Record<string, string>;
+  cwd: string;
+  resolveImage: "never" | "changed" | "always";
+}
+
+export async function deployStack(stack: string, options: StackDeployOptions): Promise<void> {
+  const composeArgs = options.composeFiles.flatMap((file) => ["-c", file]);
+  await docker(
+    ["stack", "deploy", "--prune", "--resolve-image", options.resolveImage, ...(await stackDeployDetachArgs()), ...composeArgs, stack],
+    { env: options.env, cwd: options.cwd, timeoutMs: 300_000 },
+  );
+}
+
+export async function removeStack(stack: string): Promise<void> {
+  await docker(["stack", "rm", stack]);
+}
+
+export interface ServiceState {
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+  image: string;
+  /** undefined for global services */
+  replicas: number | undefined;
+  /** Swarm's update status: undefined before the first update; "completed", "updating", "paused", "rollback_*" */
+  updateState: string | undefined;
+  updateMessage: string | undefined;
+}
+
+interface ServiceInspect {
+  ID: string;
+  Spec: {
+    Name: string;
+    Labels?: Record<string, string>;
+    Mode?: { Replicated?: { Replicas?: number } };
+    TaskTemplate?: { ContainerSpec?: { Image?: string } };
+  };
+  UpdateStatus?: { State?: string; Message?: string };
+}
+
+export async function stackServices(stack: string): Promise<ServiceState[]> {
+  const ids = lines(await docker(["service", "ls", "-q", "--filter", `label=${STACK_LABEL}=${stack}`]));
+  if (ids.length === 0) return [];
+  const inspected = JSON.parse(await docker(["service", "inspect", ...ids])) as ServiceInspect[];
+  return inspected.map((service) => ({
+    id: service.ID,
+    name: service.Spec.Name,
+    labels: service.Spec.Labels ?? {},
+    image: service.Spec.TaskTemplate?.ContainerSpec?.Image ?? "",
+    replicas: service.Spec.Mode?.Replicated?.Replicas,
+    updateState: service.UpdateStatus?.State,
+    updateMessage: service.UpdateStatus?.Message,
+  }));
+}
+
+export interface TaskState {
+  id: string;
+  name: string;
+  image: string;
+  desiredState: string;
+  /** e.g. "Running 5 seconds ago", "Failed 2 seconds ago" */
+  currentState: string;
+  error: string;
+}
+
+export async function serviceTasks(serviceId: string): Promise<TaskState[]> {
+  const output = await docker(["service", "ps", "--no-trunc", "--format", "{{json .}}", serviceId]);
+  return lines(output).map((line) => {
+    const task = JSON.parse(line) as Record<string, string>;
+    return {
+      id: task.ID ?? "",
+      name: task.Name ?? "",
+      image: task.Image ?? "",
+      desiredState: task.DesiredState ?? "",
+      currentState: task.CurrentState ?? "",
+      error: task.Error ?? "",
+    };
+  });
+}
+
+export async function stackContainers(stack: string): Promise<string[]> {
+  return lines(await docker(["ps", "-aq", "--no-trunc", "--filter", `label=${STACK_LABEL}=${stack}`]));
+}
+
+export async function stackNetworks(stack: string): Promise<string[]> {
+  return lines(await docker(["network", "ls", "-q", "--filter", `label=${STACK_LABEL}=${stack}`]));
+}
+
+export async function stackVolumes(stack: string): Promise<string[]> {
+  return lines(await docker(["volume", "ls", "-q", "--filter", `label=${STACK_LABEL}=${stack}`]));
+}
+
+export async function volumeExists(name: string): Promise<boolean> {
+  try {
+    await docker(["volume", "inspect", name]);
+    return true;
+  } catch (error) {
+    if (error instanceof DockerError && /no such volume/i.test(error.stderr)) return false;
+    throw error;
+  }
+}
+
+export async function removeVolume(name: string): Promise<void> {
+  await docker(["volume", "rm", name]);
+}
+
+export async function createSecret(name: string, value: string, labels: Record<string, string>): Promise<void> {
+  const labelArgs = Object.entries(labels).flatMap(([key, label]) => ["--label", `${key}=${label}`]);
+  await docker(["secret", "create", ...labelArgs, name, "-"], { input: value });
+}
+
+export async function secretsWithLabel(label: string, value: string): Promise<string[]> {
+  return lines(await docker(["secret", "ls", "--filter", `label=${label}=${value}`, "--format", "{{.Name}}"]));
+}
+
+export async function removeSecret(name: string): Promise<void> {
+  await docker(["secret", "rm", name]);
+}
+
+export async function swarmIsActive(): Promise<boolean> {
+  return (await docker(["info", "--format", "{{.Swarm.LocalNodeState}}"])).trim() === "active";
+}

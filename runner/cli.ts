@@ -1,0 +1,33 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from "commander";
+import { registerPreview } from "./commands/preview";
+import { registerUp } from "./commands/up";
+
+// The package version, read at run time so the compiled CLI needs no build-time stamping.
+const { version } = require("../../package.json") as { version: string };
+
+function buildProgram(): Command {
+  const program = new Command("warmstack")
+    .description("The warm layer of a CI for Co-op Cloud recipes")
+    .version(version)
+    .showHelpAfterError()
+    .exitOverride();
+  registerUp(program);
+  registerPreview(program);
+  return program;
+}
+
+async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv);
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode;
+    process.stderr.write(`warmstack: ${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
+  }
+}
+
+main(process.argv).then((code) => {
+  process.exitCode = code;
+});
