@@ -1,4 +1,4 @@
-import { DeadlineError, HttpProbe, waitHttpHealthy, waitUntil } from "./health";
+import { DeadlineError, HttpProbe, probeHttp, waitUntil } from "./health";
 import { ServiceState, TaskState, serviceTasks, stackServices } from "./swarm";
 
 /**
@@ -55,23 +55,42 @@ async function serviceProblem(service: ServiceState, spec: ConvergenceSpec): Pro
   return undefined;
 }
 
+async function probeProblem(what: string, probe: HttpProbe): Promise<string | undefined> {
+  const result = await probeHttp(probe);
+  return result.ok ? undefined : `${what} ${probe.path}: ${result.detail}`;
+}
+
+/** Every service's tasks in one line, so a timeout names what Swarm last did with them. */
+async function taskSummary(stack: string): Promise<string> {
+  const services = await stackServices(stack);
+  const parts = await Promise.all(
+    services.map(async (service) => {
+      const tasks = await serviceTasks(service.id);
+      return `${service.name}: ${tasks.slice(0, 3).map(describeTask).join(", ") || "no task"}`;
+    }),
+  );
+  return parts.join("; ") || "no services";
+}
+
 export async function waitConverged(spec: ConvergenceSpec): Promise<void> {
-  const deadline = Date.now() + spec.timeoutMs;
-  const remaining = () => Math.max(1000, deadline - Date.now());
+  // One loop checks services, health and readiness together: a task that runs for a moment and
+  // then crashes must not count as converged because it was up when the services were looked at.
   try {
     await waitUntil(
-      `the services of ${spec.stack} to run at ${spec.version}`,
+      `${spec.stack} to converge at ${spec.version}`,
       async () => {
         const services = await stackServices(spec.stack);
         if (services.length === 0) return { done: false, state: "no services yet" };
         const problems = (await Promise.all(services.map((service) => serviceProblem(service, spec)))).filter(Boolean);
-        return problems.length === 0 ? { done: true, value: undefined } : { done: false, state: problems.join("; ") };
+        if (problems.length > 0) return { done: false, state: problems.join("; ") };
+        const unhealthy = (await probeProblem("health", spec.health)) ?? (spec.ready && (await probeProblem("ready probe", spec.ready)));
+        return unhealthy ? { done: false, state: unhealthy } : { done: true, value: undefined };
       },
-      { timeoutMs: remaining(), intervalMs: 2000 },
+      { timeoutMs: spec.timeoutMs, intervalMs: 2000 },
     );
-    await waitHttpHealthy(`${spec.stack} to answer its health path`, spec.health, { timeoutMs: remaining() });
-    if (spec.ready) await waitHttpHealthy(`${spec.stack} to answer its ready probe`, spec.ready, { timeoutMs: remaining() });
   } catch (error) {
-    throw error instanceof DeadlineError ? new ConvergenceError(spec.stack, "timeout", error.message) : error;
+    if (!(error instanceof DeadlineError)) throw error;
+    const tasks = await taskSummary(spec.stack).catch((summaryError: Error) => `unknown (${summaryError.message})`);
+    throw new ConvergenceError(spec.stack, "timeout", `${error.message}; last task states: ${tasks}`);
   }
 }

@@ -252,7 +252,13 @@ describe("files", () => {
       await writeFile(path, "OLD=1\n", { mode: 0o644 });
       const e = EnvFile.parse("TYPE=app:1.0.0+1\n#OPT=x");
       e.set("PASSWORD_HINT", "see pass store");
-      await writeEnvFile(path, e);
+      // A umask that strips the owner's write bit: the file must still end up exactly 0600.
+      const umask = process.umask(0o277);
+      try {
+        await writeEnvFile(path, e);
+      } finally {
+        process.umask(umask);
+      }
 
       assert.equal(await readFile(path, "utf8"), e.toString());
       assert.equal((await stat(path)).mode & 0o777, 0o600);
