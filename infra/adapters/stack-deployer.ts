@@ -46,7 +46,7 @@ function versionLabel(stack: string): string {
 }
 
 /** Sets the version label on every service, as abra does, so the live swarm says what runs. */
-function stampServices(composeText: string, stack: string, ref: string, dnsrr: boolean): string {
+export function stampServices(composeText: string, stack: string, ref: string, dnsrr: boolean): string {
   const document = parseDocument(composeText);
   const services = document.get("services");
   if (!isMap(services)) throw new Error("compose file has no services map");

@@ -1,6 +1,7 @@
 # The Pulumi CLI built from Go modules, and the bed's own small nodejs language host.
 
 step_pulumi_cli() {
+  install -m 0755 "$BED_REPO/test/bed/pulumi-resource-pulumi-nodejs" "$BED_BIN/pulumi-resource-pulumi-nodejs"
   if [[ "$("$BED_BIN/pulumi" version 2>/dev/null)" == "v$PULUMI_VERSION" ]]; then
     log "pulumi v$PULUMI_VERSION cached"
     return 0

@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+// Runs the compiled tests with Node's own test runner, so its pass/fail summary is the last thing
+// printed. Integration suites use independent apps and stacks, so they run side by side.
+//   node test/run-tests.js               unit, then integration
+//   node test/run-tests.js unit|integration
+"use strict";
+const { spawnSync } = require("node:child_process");
+const { readdirSync } = require("node:fs");
+const path = require("node:path");
+
+const compiled = path.join(__dirname, "..", "dist", "test");
+const kinds = process.argv[2] ? [process.argv[2]] : ["unit", "integration"];
+for (const kind of kinds) {
+  if (kind !== "unit" && kind !== "integration") {
+    console.error(`run-tests: unknown suite "${kind}" (unit or integration)`);
+    process.exit(2);
+  }
+}
+
+const files = kinds.flatMap((kind) =>
+  readdirSync(path.join(compiled, kind))
+    .filter((name) => name.endsWith(".test.js"))
+    .sort()
+    .map((name) => path.join(compiled, kind, name)),
+);
+const concurrency = process.env.WARMSTACK_TEST_CONCURRENCY ?? "4";
+const result = spawnSync(
+  process.execPath,
+  ["--test", `--test-concurrency=${concurrency}`, "--test-reporter=spec", ...files],
+  { stdio: "inherit" },
+);
+process.exit(result.status ?? 1);

@@ -1,0 +1,67 @@
+import { copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import * as os from "node:os";
+import * as path from "node:path";
+import { execa } from "execa";
+import { bed } from "./bed";
+
+export const REPO_ROOT = path.resolve(__dirname, "..", "..", "..");
+
+/**
+ * A throwaway copy of the project directory (Pulumi.yaml plus links to the compiled program and
+ * node_modules) with its own file backend and passphrase, so tests never write stack config into
+ * the checkout and never share state.
+ */
+export class PulumiProject {
+  private constructor(
+    readonly dir: string,
+    readonly stateDir: string,
+  ) {}
+
+  static async create(): Promise<PulumiProject> {
+    bed();
+    const root = await mkdtemp(path.join(os.tmpdir(), "warmstack-project-"));
+    const dir = path.join(root, "project");
+    const stateDir = path.join(root, "state");
+    await mkdir(dir);
+    await mkdir(path.join(stateDir, "pulumi"), { recursive: true });
+    await copyFile(path.join(REPO_ROOT, "Pulumi.yaml"), path.join(dir, "Pulumi.yaml"));
+    await copyFile(path.join(REPO_ROOT, "package.json"), path.join(dir, "package.json"));
+    await symlink(path.join(REPO_ROOT, "dist"), path.join(dir, "dist"));
+    await symlink(path.join(REPO_ROOT, "node_modules"), path.join(dir, "node_modules"));
+    await writeFile(path.join(stateDir, "passphrase"), "test-bed-passphrase-not-a-secret-elsewhere", { mode: 0o600 });
+    return new PulumiProject(dir, stateDir);
+  }
+
+  get backendUrl(): string {
+    return `file://${path.join(this.stateDir, "pulumi")}`;
+  }
+
+  /** The environment both the CLI and the runner get: this project's backend and passphrase. */
+  env(): Record<string, string> {
+    return {
+      PULUMI_BACKEND_URL: this.backendUrl,
+      PULUMI_CONFIG_PASSPHRASE_FILE: path.join(this.stateDir, "passphrase"),
+      PULUMI_SKIP_UPDATE_CHECK: "true",
+      PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+      PULUMI_HOME: path.join(this.stateDir, "pulumi-home"),
+      WARMSTACK_STATE_DIR: this.stateDir,
+      WARMSTACK_PROJECT_DIR: this.dir,
+    };
+  }
+
+  /** Runs the real pulumi CLI in the project directory; never rejects, the caller checks the exit. */
+  async pulumi(args: readonly string[]) {
+    const result = await execa("pulumi", [...args, "--non-interactive"], {
+      cwd: this.dir,
+      env: this.env(),
+      reject: false,
+      timeout: 300_000,
+      all: true,
+    });
+    return { exitCode: result.exitCode ?? -1, output: String(result.all ?? "") };
+  }
+
+  async dispose(): Promise<void> {
+    await rm(path.dirname(this.dir), { recursive: true, force: true });
+  }
+}

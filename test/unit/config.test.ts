@@ -1,0 +1,56 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { ConfigError, namespacedConfig, parseConfig, runConfigSchema, warmConfigSchema } from "../../infra/config";
+
+const validWarm = { baseDomain: "warm.test", abraDir: "/var/lib/warmstack/abra", proxyUrl: "http://127.0.0.1:47080" };
+
+describe("stack config", () => {
+  it("takes only the warmstack namespace and decodes JSON values as Pulumi stores them", () => {
+    assert.deepEqual(
+      namespacedConfig({
+        "warmstack:baseDomain": "warm.test",
+        "warmstack:dnsrrEndpoints": "false",
+        "warmstack:apps": '{"keycloak":{"recipe":"keycloak"}}',
+        "aws:region": "eu-west-1",
+      }),
+      { baseDomain: "warm.test", dnsrrEndpoints: false, apps: { keycloak: { recipe: "keycloak" } } },
+    );
+  });
+
+  it("fills the documented defaults", () => {
+    const config = parseConfig(warmConfigSchema, validWarm, "warm stack");
+    assert.equal(config.server, "default");
+    assert.equal(config.deployer, "stack");
+    assert.equal(config.dnsrrEndpoints, true);
+  });
+
+  it("names every bad field by its full config key", () => {
+    assert.throws(
+      () => parseConfig(warmConfigSchema, { ...validWarm, baseDomain: "Warm_Test", deployer: "helm", extra: 1 }, "warm stack"),
+      (error: unknown) =>
+        error instanceof ConfigError &&
+        /warmstack:baseDomain: /.test(error.message) &&
+        /warmstack:deployer: /.test(error.message) &&
+        /warmstack:extra: unknown key/.test(error.message),
+    );
+    assert.throws(() => parseConfig(warmConfigSchema, { ...validWarm, proxyUrl: "http://192.168.1.5:80" }, "warm stack"), /warmstack:proxyUrl: must be an http URL on loopback/);
+    assert.throws(() => parseConfig(warmConfigSchema, { baseDomain: "warm.test" }, "warm stack"), /warmstack:abraDir: .*\n.*warmstack:proxyUrl/s);
+  });
+
+  it("validates run-stack refs, PR numbers and modes", () => {
+    const base = { recipe: "custom-html", hex: "a1b2c3", baseDomain: "warm.test", abraDir: "/tmp/abra", proxyUrl: "http://127.0.0.1:1" };
+    assert.equal(parseConfig(runConfigSchema, { ...base, pr: "42" }, "run").pr, 42);
+    assert.equal(parseConfig(runConfigSchema, base, "run").mode, "cold");
+    for (const [field, value] of [
+      ["ref", "main"],
+      ["ref", "deadbeef; rm -rf /"],
+      ["pr", "-1"],
+      ["pr", "4.5"],
+      ["mode", "fast"],
+      ["hex", "A1B2C3"],
+      ["recipe", "../etc"],
+    ] as const) {
+      assert.throws(() => parseConfig(runConfigSchema, { ...base, [field]: value }, "run"), new RegExp(`warmstack:${field}: `), `${field}=${value}`);
+    }
+  });
+});

@@ -1,0 +1,52 @@
+import { before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import * as pulumi from "@pulumi/pulumi";
+
+/**
+ * The stack programs against Pulumi's mocks: which program a stack name selects, and that bad
+ * config fails before any resource is registered.
+ */
+const registered: string[] = [];
+
+before(() => {
+  pulumi.runtime.setMocks(
+    {
+      newResource: (args) => {
+        registered.push(args.type);
+        return { id: `${args.name}-id`, state: args.inputs };
+      },
+      call: (args) => args.inputs,
+    },
+    "warmstack",
+    "warm",
+    true,
+  );
+});
+
+function setConfig(values: Record<string, string>): void {
+  pulumi.runtime.setAllConfig(values);
+}
+
+describe("stack programs (Pulumi mocks)", () => {
+  it("selects the program by stack name and refuses any other name", async () => {
+    const { programFor, UnknownStackError } = await import("../../stacks/programs");
+    const { warmProgram } = await import("../../stacks/warm");
+    const { runProgram } = await import("../../stacks/run");
+    assert.equal(programFor("warm"), warmProgram);
+    assert.equal(programFor("run-custom-html-a1b2c3"), runProgram);
+    for (const name of ["dev", "warm2", "run-custom-html", "run-Custom-a1b2c3", "run--a1b2c3"]) {
+      assert.throws(() => programFor(name), UnknownStackError, name);
+    }
+  });
+
+  it("the warm program validates its config before registering anything", async () => {
+    const { warmProgram } = await import("../../stacks/warm");
+    setConfig({ "warmstack:baseDomain": "warm.test", "warmstack:abraDir": "/srv/abra", "warmstack:proxyUrl": "http://127.0.0.1:47080" });
+    assert.deepEqual(await warmProgram(), { baseDomain: "warm.test", server: "default", deployer: "stack" });
+
+    registered.length = 0;
+    setConfig({ "warmstack:baseDomain": "not a domain", "warmstack:abraDir": "/srv/abra", "warmstack:proxyUrl": "http://127.0.0.1:47080" });
+    await assert.rejects(warmProgram(), /warmstack:baseDomain/);
+    assert.deepEqual(registered, [], "nothing registered on bad config");
+  });
+});
