@@ -114,6 +114,9 @@ export class StackDeployer implements Deployer {
     if (await stat(envPath).then(() => true, () => false)) {
       throw new AppStateError(app.domain, `already exists (${envPath})`);
     }
+    if ((await swarm.stackServices(stack)).length > 0) {
+      throw new AppStateError(app.domain, `stack ${stack} is already running on the swarm without an env file here`);
+    }
     const version = options.version ?? (await releasedVersions(recipeDir)).versions.at(-1)?.raw;
     if (!version) throw new AppStateError(app.domain, `recipe ${app.recipe} has no released version`);
     const env = EnvFile.parse(await readFileAt(recipeDir, version, ".env.sample"), `${app.recipe} ${version} .env.sample`);

@@ -54,6 +54,11 @@ source_hash() {
   (cd "$BED_REPO" && find "$@" -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
 }
 
+# Newer docker CLIs wait for convergence unless told not to; 20.10's has no such flag.
+stack_deploy_detach_flag() {
+  if docker stack deploy --help 2>/dev/null | grep -q -- '--detach'; then echo "--detach=true"; fi
+}
+
 image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
 
 # The Debian mirror this machine's apt uses, so the bed never names a host of its own.

@@ -8,13 +8,31 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 for step_file in "$(dirname "$0")"/steps/*.sh; do source "$step_file"; done
 
-ALL_STEPS=(docker_engine pulumi_cli language_host base_image traefik keycloak fixture_app recipes proxy describe)
+# The Go builds are CPU-bound and the image steps mostly download: by default the builds run in
+# the background while the image steps go on, and the steps that need both wait for them.
+BUILD_STEPS=(pulumi_cli language_host traefik_binary)
+IMAGE_STEPS=(docker_engine base_image keycloak fixture_app recipes)
+FINAL_STEPS=(traefik proxy describe)
+ALL_STEPS=("${BUILD_STEPS[@]}" "${IMAGE_STEPS[@]}" "${FINAL_STEPS[@]}")
 
-steps=("$@")
-(( ${#steps[@]} )) || steps=("${ALL_STEPS[@]}")
-for step in "${steps[@]}"; do
-  [[ " ${ALL_STEPS[*]} " == *" $step "* ]] || die "unknown step '$step' (steps: ${ALL_STEPS[*]})"
-done
+run_steps() { local step; for step in "$@"; do run_step "$step" "step_$step"; done; }
+
 log "cache: $BED_CACHE"
-for step in "${steps[@]}"; do run_step "$step" "step_$step"; done
+if (( $# )); then
+  for step in "$@"; do
+    [[ " ${ALL_STEPS[*]} " == *" $step "* ]] || die "unknown step '$step' (steps: ${ALL_STEPS[*]})"
+  done
+  run_steps "$@"
+else
+  builds_log="$BED_LOGS/setup-builds.log"
+  log "Go builds in the background (progress: $builds_log)"
+  run_steps "${BUILD_STEPS[@]}" >"$builds_log" 2>&1 &
+  builds=$!
+  trap 'kill "$builds" 2>/dev/null || true' EXIT
+  run_steps "${IMAGE_STEPS[@]}"
+  wait "$builds" || { cat "$builds_log" >&2; die "the Go builds failed"; }
+  trap - EXIT
+  cat "$builds_log"
+  run_steps "${FINAL_STEPS[@]}"
+fi
 log "bed ready"

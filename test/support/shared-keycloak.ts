@@ -3,7 +3,7 @@ import { mkdir, open, readFile, rm, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { execa } from "execa";
 import { StackDeployer } from "../../infra/adapters/stack-deployer";
-import { probeHttp } from "../../infra/adapters/health";
+import { waitHttpHealthy } from "../../infra/adapters/health";
 import { bed, proxyUrl } from "./bed";
 
 /**
@@ -68,8 +68,19 @@ export async function sharedKeycloak(): Promise<SharedKeycloak> {
     const passwordFile = path.join(home(), "admin-password");
     const health = { path: "/realms/master" };
     const running = await deployer.currentVersion(app);
-    if (running === SHARED_KEYCLOAK_VERSION && (await probeHttp({ baseUrl: proxyUrl(), path: health.path, host: domain })).ok) {
-      return { domain, adminUser: "admin", adminPassword: (await readFile(passwordFile, "utf8")).trim() };
+    const password = await readFile(passwordFile, "utf8").catch(() => undefined);
+    // After a dockerd restart the service is there but Keycloak boots again: wait for it rather
+    // than paying for a fresh deploy.
+    if (running === SHARED_KEYCLOAK_VERSION && password) {
+      const healthy = await waitHttpHealthy(
+        "the shared Keycloak",
+        { baseUrl: proxyUrl(), path: health.path, host: domain },
+        { timeoutMs: 180_000, intervalMs: 2000 },
+      ).then(
+        () => true,
+        () => false,
+      );
+      if (healthy) return { domain, adminUser: "admin", adminPassword: password.trim() };
     }
     await deployer.undeploy(app);
     await deployer.remove(app, { volumes: true });

@@ -33,32 +33,34 @@ build_image() {
     || die "docker build of $tag failed (see $BED_LOGS/docker-build.log)"
 }
 
-step_traefik() {
+step_traefik_binary() {
   local binary="$BED_CACHE/traefik/traefik-v$TRAEFIK_VERSION"
-  if [[ ! -x "$binary" ]]; then
-    local dir="$BED_CACHE/build/traefik-v$TRAEFIK_VERSION" upstream_mod
-    mkdir -p "$dir" "$(dirname "$binary")"
-    log "building traefik v$TRAEFIK_VERSION from Go modules (several minutes; log: $BED_LOGS/traefik-build.log)"
-    (
-      cd "$dir"
-      upstream_mod=$(go mod download -json "github.com/traefik/traefik/v3@v$TRAEFIK_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
-      # Traefik only builds with its own replace and exclude directives, which a dependent module
-      # does not inherit: copy them into the wrapper module.
-      {
-        printf 'module warmstack.bed/traefik\n\ngo 1.26\n\n'
-        awk '/^replace \(/,/^\)/ {print} /^replace [^(]/ {print} /^exclude \(/,/^\)/ {print} /^exclude [^(]/ {print}' "$upstream_mod"
-      } >go.mod
-      go get -tool "github.com/traefik/traefik/v3/cmd/traefik@v$TRAEFIK_VERSION"
-      go mod tidy -e
-      CGO_ENABLED=0 go build -o "$binary.partial" github.com/traefik/traefik/v3/cmd/traefik
-    ) >"$BED_LOGS/traefik-build.log" 2>&1
-    mv "$binary.partial" "$binary"
-  fi
-  if ! image_exists "$TRAEFIK_IMAGE"; then
-    local context="$BED_CACHE/traefik/context"
-    mkdir -p "$context"; cp "$binary" "$context/traefik"
-    build_image "$TRAEFIK_IMAGE" "$BED_REPO/test/bed/images/traefik.Dockerfile" "$context"
-  fi
+  [[ -x "$binary" ]] && { log "traefik v$TRAEFIK_VERSION cached"; return 0; }
+  local dir="$BED_CACHE/build/traefik-v$TRAEFIK_VERSION" upstream_mod
+  mkdir -p "$dir" "$(dirname "$binary")"
+  log "building traefik v$TRAEFIK_VERSION from Go modules (several minutes; log: $BED_LOGS/traefik-build.log)"
+  (
+    cd "$dir"
+    upstream_mod=$(go mod download -json "github.com/traefik/traefik/v3@v$TRAEFIK_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+    # Traefik only builds with its own replace and exclude directives, which a dependent module
+    # does not inherit: copy them into the wrapper module.
+    {
+      printf 'module warmstack.bed/traefik\n\ngo 1.26\n\n'
+      awk '/^replace \(/,/^\)/ {print} /^replace [^(]/ {print} /^exclude \(/,/^\)/ {print} /^exclude [^(]/ {print}' "$upstream_mod"
+    } >go.mod
+    go get -tool "github.com/traefik/traefik/v3/cmd/traefik@v$TRAEFIK_VERSION"
+    go mod tidy -e
+    CGO_ENABLED=0 go build -o "$binary.partial" github.com/traefik/traefik/v3/cmd/traefik
+  ) >"$BED_LOGS/traefik-build.log" 2>&1
+  mv "$binary.partial" "$binary"
+}
+
+step_traefik() {
+  image_exists "$TRAEFIK_IMAGE" && { log "$TRAEFIK_IMAGE present"; return 0; }
+  local binary="$BED_CACHE/traefik/traefik-v$TRAEFIK_VERSION" context="$BED_CACHE/traefik/context"
+  [[ -x "$binary" ]] || die "no traefik binary at $binary: run the traefik_binary step first"
+  mkdir -p "$context"; cp "$binary" "$context/traefik"
+  build_image "$TRAEFIK_IMAGE" "$BED_REPO/test/bed/images/traefik.Dockerfile" "$context"
 }
 
 keycloak_tarball() {

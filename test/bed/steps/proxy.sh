@@ -20,7 +20,7 @@ step_proxy() {
     git -C "$BED_RECIPES/traefik" archive "$BED_PROXY_VERSION" | tar -x -C "$work"
     STACK_NAME="$BED_PROXY_STACK" DOMAIN="proxy.$BED_DOMAIN" WEB_PORT="$BED_PORT_BASE" \
       PROXY_NETWORK="$BED_PROXY_NETWORK" \
-      docker stack deploy --resolve-image never -c "$work/compose.yml" "$BED_PROXY_STACK" >/dev/null
+      docker stack deploy --resolve-image never $(stack_deploy_detach_flag) -c "$work/compose.yml" "$BED_PROXY_STACK" >/dev/null
     rm -rf "$work"
   fi
   wait_for "the bed proxy to answer /ping on 127.0.0.1:$BED_PORT_BASE" 90 proxy_pings
