@@ -16,14 +16,51 @@ const loopbackUrl = z
     message: "must be an http URL on loopback, e.g. http://127.0.0.1:47080",
   });
 
+const healthSchema = z
+  .object({
+    path: z.string().regex(/^\/[A-Za-z0-9._~\/-]*$/, "must be an absolute URL path, e.g. /health"),
+    /** Probe this listener instead of the proxy (the proxy's own health, e.g. Traefik's /ping). */
+    baseUrl: loopbackUrl.optional(),
+    expectStatus: z.array(z.number().int().min(100).max(599)).nonempty().optional(),
+  })
+  .strict();
+
+const envKey = z.string().regex(/^[A-Z_][A-Z0-9_]*$/, "env keys are upper case, e.g. WEB_PORT");
+
+const warmAppSchema = z
+  .object({
+    recipe: recipeNameSchema,
+    kind: z.enum(["stateful", "stateless"]),
+    /** Default: <app>.<baseDomain> */
+    domain: domainSchema.optional(),
+    health: healthSchema,
+    deployTimeoutSeconds: z.number().int().min(10).max(3600).default(300),
+    /** The version a first deploy uses; later upgrades are the gate's. Default: the newest. */
+    initialVersion: z.string().optional(),
+    env: z.record(envKey, z.string()).default({}),
+    /** De-configuring a purged app deletes its volumes and snapshot; otherwise they are kept. */
+    purge: z.boolean().default(false),
+  })
+  .strict();
+export type WarmAppConfig = z.infer<typeof warmAppSchema>;
+
 export const warmConfigSchema = z
   .object({
     baseDomain: domainSchema,
     server: serverNameSchema.default("default"),
-    deployer: z.enum(["stack", "abra"]).default("stack"),
+    deployer: z.literal("stack", { message: "only the stack deployer is available (abra cannot be installed here)" }).default("stack"),
     abraDir: absolutePath,
     proxyUrl: loopbackUrl,
     dnsrrEndpoints: z.boolean().default(true),
+    alertDir: absolutePath,
+    alertWebhook: z.url({ protocol: /^https?$/, message: "must be an http(s) URL" }).optional(),
+    snapshotStore: z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/, "must be a docker volume name").default("warmstack_snapshots"),
+    snapshotHelperImage: z.string().min(1).default("warmstack/base:bookworm"),
+    /** The live-warm apps: the shared Keycloak and the Traefik proxy. */
+    apps: z
+      .object({ keycloak: warmAppSchema.optional(), traefik: warmAppSchema.optional() })
+      .strict()
+      .default({}),
   })
   .strict();
 export type WarmConfig = z.infer<typeof warmConfigSchema>;
@@ -80,7 +117,8 @@ export function parseConfig<S extends z.ZodType>(schema: S, values: unknown, wha
   const result = schema.safeParse(values);
   if (result.success) return result.data;
   const problems = result.error.issues.map((issue) => {
-    const keys = issue.code === "unrecognized_keys" ? issue.keys : [issue.path.join(".")];
+    const prefix = issue.path.join(".");
+    const keys = issue.code === "unrecognized_keys" ? issue.keys.map((key) => (prefix ? `${prefix}.${key}` : key)) : [prefix];
     const field = keys.map((key) => `${CONFIG_NAMESPACE}:${key}`).join(", ");
     return `  ${field}: ${issue.code === "unrecognized_keys" ? "unknown key" : issue.message}`;
   });

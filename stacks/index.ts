@@ -1,8 +1,10 @@
 import * as pulumi from "@pulumi/pulumi";
+import { RecipeError } from "../infra/adapters/recipes";
 import { ConfigError } from "../infra/config";
+import { GateError } from "../infra/gate";
 import { programFor, UnknownStackError } from "./programs";
 
-/** Bad config and unknown stack names are the operator's to fix: say so without a stack trace. */
+/** Bad config, recipes and stack names are the operator's to fix: say so without a stack trace. */
 function operatorError(message: string): pulumi.RunError {
   const error = new pulumi.RunError(message);
   // Rendering a stack trace through source maps costs ~20 s of CPU here, and a RunError's trace is
@@ -15,7 +17,8 @@ export = async () => {
   try {
     return await programFor(pulumi.getStack())();
   } catch (error) {
-    if (error instanceof ConfigError || error instanceof UnknownStackError) throw operatorError(error.message);
+    const operatorErrors = [ConfigError, UnknownStackError, GateError, RecipeError];
+    if (operatorErrors.some((kind) => error instanceof kind)) throw operatorError((error as Error).message);
     throw error;
   }
 };

@@ -1,15 +1,107 @@
+import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { namespacedConfig, parseConfig, warmConfigSchema } from "../infra/config";
+import { raiseAlert } from "../infra/adapters/alerts";
+import { createDeployer, DeployerSettings } from "../infra/adapters/deployers";
+import { gateInputsFor, releasedVersions } from "../infra/adapters/recipes";
+import { namespacedConfig, parseConfig, WarmAppConfig, WarmConfig, warmConfigSchema } from "../infra/config";
+import { decide, GateDecision, Hold } from "../infra/gate";
+import { compareVersions, isVersion, parseVersion } from "../infra/versions";
+import { WarmApp, WarmOperations } from "../infra/warm-app";
 
 /**
- * The warm stack: the live-warm shared apps and the canonicals. Config is validated before any
- * resource is registered, so bad config changes nothing.
+ * The warm stack: the live-warm shared apps, each moved to the newest version the safety gate
+ * allows. The plan is computed from the live system (what runs now) and the recipe's released
+ * versions, so `pulumi preview -s warm` is the gated upgrade plan; holds are warned about on every
+ * run and written as alerts only by `up`.
  */
+export interface PlannedApp {
+  app: string;
+  recipe: string;
+  domain: string;
+  current: string | null;
+  target: string;
+  action: GateDecision["action"];
+}
+
+async function planApp(config: WarmConfig, settings: DeployerSettings, app: string, appConfig: WarmAppConfig) {
+  const domain = appConfig.domain ?? `${app}.${config.baseDomain}`;
+  const ref = { recipe: appConfig.recipe, domain };
+  const deployer = createDeployer(settings);
+  const recipeDir = path.join(config.abraDir, "recipes", appConfig.recipe);
+  const released = await releasedVersions(recipeDir);
+  for (const { tag, reason } of released.rejected) pulumi.log.warn(`${app}: recipe tag ${tag} is not a release: ${reason}`);
+  // A commit or a foreign label on the live app is no release: the gate refuses to compare it.
+  const current = await deployer.currentVersion(ref);
+  const newer = current && isVersion(current) ? released.versions.filter((version) => compareVersions(version, parseVersion(current)) > 0) : [];
+  const { notes, envSamples } = await gateInputsFor(recipeDir, newer.map((version) => version.raw));
+  const decision = decide({
+    app,
+    current,
+    initialVersion: appConfig.initialVersion,
+    released: released.versions.map((version) => version.raw),
+    notes,
+    envSamples,
+    currentEnvKeys: Object.keys((await deployer.appEnv(ref)) ?? {}),
+  });
+  return { domain, decision };
+}
+
+function describeHold(hold: Hold): string {
+  const lines = hold.lines.length ? ` (${hold.lines.join("; ")})` : "";
+  return `hold ${hold.app} at ${hold.from}: ${hold.to} is available but ${hold.blockedAt} needs a human — ${hold.detail}${lines}`;
+}
+
 export async function warmProgram(): Promise<Record<string, unknown>> {
   const config = parseConfig(warmConfigSchema, namespacedConfig(pulumi.runtime.allConfig()), "warm stack");
-  return {
-    baseDomain: config.baseDomain,
-    server: config.server,
+  const settings: DeployerSettings = {
     deployer: config.deployer,
+    abraDir: config.abraDir,
+    server: config.server,
+    proxyUrl: config.proxyUrl,
+    dnsrrEndpoints: config.dnsrrEndpoints,
   };
+  const operations: WarmOperations = {
+    alertDir: config.alertDir,
+    alertWebhook: config.alertWebhook,
+    snapshotStore: config.snapshotStore,
+    snapshotHelperImage: config.snapshotHelperImage,
+  };
+  const plan: PlannedApp[] = [];
+  const holds: Hold[] = [];
+  const deployed: Record<string, pulumi.Output<string>> = {};
+  for (const [app, appConfig] of Object.entries(config.apps)) {
+    if (!appConfig) continue;
+    const { domain, decision } = await planApp(config, settings, app, appConfig);
+    for (const warning of decision.warnings) pulumi.log.warn(warning);
+    for (const hold of decision.holds) {
+      pulumi.log.warn(describeHold(hold));
+      if (!pulumi.runtime.isDryRun()) {
+        await raiseAlert(
+          config.alertDir,
+          { app, from: hold.from, to: hold.to, outcome: "held", severity: "warning", reason: describeHold(hold) },
+          config.alertWebhook,
+        );
+      }
+    }
+    holds.push(...decision.holds);
+    plan.push({ app, recipe: appConfig.recipe, domain, current: decision.current, target: decision.target, action: decision.action });
+    const warmApp = new WarmApp(app, {
+      app,
+      recipe: appConfig.recipe,
+      domain,
+      kind: appConfig.kind,
+      version: decision.target,
+      health: appConfig.health,
+      deployTimeoutMs: appConfig.deployTimeoutSeconds * 1000,
+      env: appConfig.env,
+      deployerSettings: settings,
+      operations: config.alertWebhook ? pulumi.secret(operations) : operations,
+      purge: appConfig.purge,
+    });
+    deployed[app] = warmApp.deployedVersion;
+    warmApp.rolledBack.apply((rolledBack) => {
+      if (rolledBack) pulumi.log.error(`${app}: the upgrade to ${decision.target} failed and was rolled back; see the alert`);
+    });
+  }
+  return { plan, holds, deployed };
 }

@@ -18,7 +18,7 @@ export interface ConvergenceSpec {
 export class ConvergenceError extends Error {
   constructor(
     readonly stack: string,
-    readonly reason: "rolled-back" | "paused" | "timeout",
+    readonly reason: "rolled-back" | "paused" | "gave-up" | "timeout",
     message: string,
   ) {
     super(`${stack}: ${message}`);
@@ -33,7 +33,18 @@ function describeTask(task: TaskState | undefined): string {
   return `${task.currentState}${task.error ? ` "${task.error}"` : ""}`;
 }
 
-async function serviceProblem(service: ServiceState, spec: ConvergenceSpec): Promise<string | undefined> {
+/**
+ * Swarm stops scheduling a service's tasks once its restart policy's attempts are used up. Seen
+ * with no task meant to run for this long (longer than the default 5 s restart delay), it has
+ * given up and waiting longer cannot help.
+ */
+const GAVE_UP_AFTER_MS = 12_000;
+
+async function serviceProblem(
+  service: ServiceState,
+  spec: ConvergenceSpec,
+  idleSince: Map<string, number>,
+): Promise<string | undefined> {
   if (service.updateState && FAILED_UPDATE_STATES.has(service.updateState)) {
     const reason = service.updateState === "paused" ? "paused" : "rolled-back";
     throw new ConvergenceError(
@@ -46,6 +57,15 @@ async function serviceProblem(service: ServiceState, spec: ConvergenceSpec): Pro
   if (label !== spec.version) return `${service.name}: version label ${label ?? "<none>"}, want ${spec.version}`;
   if (service.updateState === "updating") return `${service.name}: update in progress`;
   const tasks = await serviceTasks(service.id);
+  if (tasks.length > 0 && !tasks.some((task) => task.desiredState === "Running")) {
+    const since = idleSince.get(service.id) ?? Date.now();
+    idleSince.set(service.id, since);
+    if (Date.now() - since >= GAVE_UP_AFTER_MS) {
+      throw new ConvergenceError(spec.stack, "gave-up", `Swarm gave up on ${service.name}; last task: ${describeTask(tasks[0])}`);
+    }
+  } else {
+    idleSince.delete(service.id);
+  }
   const running = tasks.filter((task) => task.desiredState === "Running" && task.currentState.startsWith("Running"));
   const wanted = service.replicas ?? 1;
   if (running.length < wanted) {
@@ -75,13 +95,14 @@ async function taskSummary(stack: string): Promise<string> {
 export async function waitConverged(spec: ConvergenceSpec): Promise<void> {
   // One loop checks services, health and readiness together: a task that runs for a moment and
   // then crashes must not count as converged because it was up when the services were looked at.
+  const idleSince = new Map<string, number>();
   try {
     await waitUntil(
       `${spec.stack} to converge at ${spec.version}`,
       async () => {
         const services = await stackServices(spec.stack);
         if (services.length === 0) return { done: false, state: "no services yet" };
-        const problems = (await Promise.all(services.map((service) => serviceProblem(service, spec)))).filter(Boolean);
+        const problems = (await Promise.all(services.map((service) => serviceProblem(service, spec, idleSince)))).filter(Boolean);
         if (problems.length > 0) return { done: false, state: problems.join("; ") };
         const unhealthy = (await probeProblem("health", spec.health)) ?? (spec.ready && (await probeProblem("ready probe", spec.ready)));
         return unhealthy ? { done: false, state: unhealthy } : { done: true, value: undefined };

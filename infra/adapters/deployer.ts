@@ -57,6 +57,8 @@ export interface Deployer {
   remove(app: AppRef, options: { volumes: boolean }): Promise<void>;
   /** The version running now, read from the live swarm (null when not deployed). */
   currentVersion(app: AppRef): Promise<string | null>;
+  /** The app's env file as key/values; null when the app does not exist. */
+  appEnv(app: AppRef): Promise<Record<string, string> | null>;
   /** The version named by the env file's TYPE (what the next deploy without a ref would use). */
   envVersion(app: AppRef): Promise<string | null>;
   /** Reset the env file's TYPE to a version without deploying (restoring a canonical). */

@@ -1,5 +1,5 @@
 import { execa } from "execa";
-import { sortVersions, RecipeVersion } from "../versions";
+import { isVersion, parseVersion, sortVersions, RecipeVersion } from "../versions";
 
 /**
  * A recipe is a git repository whose released versions are annotated tags X.Y.Z+UPSTREAM; abra's
@@ -30,13 +30,19 @@ export interface ReleasedVersions {
 }
 
 export async function releasedVersions(recipeDir: string): Promise<ReleasedVersions> {
-  const output = await git(recipeDir, ["for-each-ref", "refs/tags", "--format=%(objecttype) %(refname:short)"]);
+  // `%(tag)` is the name inside the tag object. A lightweight tag made from another tag's name
+  // (`git tag 9.9.9+1 2.0.0+26.7.3`) points at that tag object, so its object type alone says
+  // "annotated" while deploying it would deploy 2.0.0's tree. `lstrip=2` rather than `short`: short
+  // names grow a `tags/` prefix when a branch has the same name.
+  const output = await git(recipeDir, ["for-each-ref", "refs/tags", "--format=%(objecttype)%00%(refname:lstrip=2)%00%(tag)"]);
   const annotated: string[] = [];
   const rejected: { tag: string; reason: string }[] = [];
   for (const line of output.split("\n").filter(Boolean)) {
-    const [objectType, tag] = line.split(" ", 2) as [string, string];
-    if (objectType === "tag") annotated.push(tag);
-    else rejected.push({ tag, reason: "lightweight tag (releases are annotated tags)" });
+    const [objectType, tag, objectName] = line.split("\0", 3) as [string, string, string];
+    if (objectType !== "tag") rejected.push({ tag, reason: "lightweight tag (releases are annotated tags)" });
+    else if (objectName !== tag) {
+      rejected.push({ tag, reason: `points at the annotated tag ${JSON.stringify(objectName)}, not at its own (a lightweight tag)` });
+    } else annotated.push(tag);
   }
   const sorted = sortVersions(annotated);
   return { versions: sorted.versions, rejected: [...rejected, ...sorted.rejected.map(({ raw, reason }) => ({ tag: raw, reason }))] };
@@ -68,4 +74,54 @@ export async function exportTree(recipeDir: string, ref: string, dest: string): 
   await execa("git", ["-C", recipeDir, "archive", "--format=tar", ref], { timeout: 60_000 }).pipe("tar", ["-x", "-C", dest], {
     timeout: 60_000,
   });
+}
+
+// Refs are passed to git as `<ref>:<path>`; one starting with `-` would be read as an option.
+function assertRef(recipeDir: string, ref: string): void {
+  if (typeof ref !== "string" || ref === "" || ref.startsWith("-")) {
+    throw new RecipeError(recipeDir, `${JSON.stringify(ref)} is not a git ref`);
+  }
+}
+
+async function readIfExists(recipeDir: string, ref: string, path: string): Promise<string | undefined> {
+  if (!(await fileExistsAt(recipeDir, ref, path))) return undefined;
+  return readFileAt(recipeDir, ref, path);
+}
+
+/** The release notes of `version` as the tree at `ref` has them (Co-op Cloud: `release/<version>`). */
+export async function releaseNotes(recipeDir: string, ref: string, version: string): Promise<string | undefined> {
+  assertRef(recipeDir, ref);
+  // The version names a file (and, below, a tag): only a well-formed one may, so `../x` cannot reach
+  // outside `release/`.
+  parseVersion(version, "version");
+  return readIfExists(recipeDir, ref, `release/${version}`);
+}
+
+/** The `.env.sample` that `version` shipped, read from its own tag. */
+export async function envSampleAt(recipeDir: string, version: string): Promise<string | undefined> {
+  parseVersion(version, "version");
+  return readIfExists(recipeDir, `refs/tags/${version}`, ".env.sample");
+}
+
+export interface GateInputs {
+  notes: Record<string, string | undefined>;
+  envSamples: Record<string, string | undefined>;
+}
+
+/**
+ * What the gate reads for each candidate, each from the candidate's own tag: the notes and the sample
+ * a version was released with are what it will run with, whatever later commits say. Malformed
+ * candidates are skipped: the gate ignores them (with a warning) and never looks them up.
+ */
+export async function gateInputsFor(recipeDir: string, candidates: readonly string[]): Promise<GateInputs> {
+  // Null-prototype records: keys come from tag names, which must not reach Object.prototype.
+  const notes: Record<string, string | undefined> = Object.create(null);
+  const envSamples: Record<string, string | undefined> = Object.create(null);
+  // One version at a time: a recipe has tens of tags, and a burst of git processes per app buys little.
+  for (const version of new Set(candidates)) {
+    if (!isVersion(version)) continue;
+    notes[version] = await releaseNotes(recipeDir, `refs/tags/${version}`, version);
+    envSamples[version] = await envSampleAt(recipeDir, version);
+  }
+  return { notes, envSamples };
 }

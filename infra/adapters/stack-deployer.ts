@@ -256,6 +256,15 @@ export class StackDeployer implements Deployer {
     return null;
   }
 
+  async appEnv(app: AppRef): Promise<Record<string, string> | null> {
+    try {
+      return (await readEnvFile(this.envPath(app.domain))).toObject();
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+      throw error;
+    }
+  }
+
   async envVersion(app: AppRef): Promise<string | null> {
     const type = (await this.readEnv(app)).get("TYPE") ?? "";
     const separator = type.indexOf(":");

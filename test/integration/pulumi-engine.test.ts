@@ -79,6 +79,8 @@ describe("the real pulumi CLI in the project directory (bed language host)", () 
       ["baseDomain", "warm.test"],
       ["abraDir", path.join(project.stateDir, "abra")],
       ["proxyUrl", "http://127.0.0.1:47080"],
+      ["alertDir", path.join(project.stateDir, "alerts")],
+      ["apps", "{}"],
     ]) {
       assert.equal((await project.pulumi(["config", "set", "-s", "warm", `warmstack:${key}`, value!])).exitCode, 0);
     }
@@ -90,14 +92,16 @@ describe("the real pulumi CLI in the project directory (bed language host)", () 
     const up = await project.pulumi(["up", "-s", "warm", "--yes"]);
     assert.equal(up.exitCode, 0, up.output);
     const outputs = await project.pulumi(["stack", "output", "-s", "warm", "--json"]);
-    assert.deepEqual(JSON.parse(outputs.output), { baseDomain: "warm.test", deployer: "stack", server: "default" });
+    assert.deepEqual(JSON.parse(outputs.output), { plan: [], holds: [], deployed: {} });
 
     const runner = await execa("node", [path.join(REPO_ROOT, "dist", "runner", "cli.js"), "preview", "--json"], {
       env: project.env(),
       reject: false,
     });
     assert.equal(runner.exitCode, 0, runner.stderr);
-    assert.deepEqual(JSON.parse(runner.stdout).changes, { same: 1 }, "the runner operates the stack the CLI created");
+    const summary = JSON.parse(runner.stdout) as { ok: boolean; changes: Record<string, number> };
+    assert.equal(summary.ok, true);
+    assert.deepEqual(summary.changes, { same: 1 }, "the runner operates the stack the CLI created");
 
     const destroy = await project.pulumi(["destroy", "-s", "warm", "--yes"]);
     assert.equal(destroy.exitCode, 0, destroy.output);

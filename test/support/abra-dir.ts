@@ -31,6 +31,13 @@ export class AbraDir {
     if (drop.length) await execa("git", ["-C", this.recipeDir(recipe), "tag", "-d", ...drop]);
   }
 
+  /** Brings tags back from the bed's repository: a new release appears. */
+  async releaseTags(recipe: string, tags: readonly string[]): Promise<void> {
+    for (const tag of tags) {
+      await execa("git", ["-C", this.recipeDir(recipe), "fetch", "-q", "origin", `refs/tags/${tag}:refs/tags/${tag}`]);
+    }
+  }
+
   async dispose(): Promise<void> {
     await rm(this.root, { recursive: true, force: true });
   }

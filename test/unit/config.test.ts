@@ -2,7 +2,12 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { ConfigError, namespacedConfig, parseConfig, runConfigSchema, warmConfigSchema } from "../../infra/config";
 
-const validWarm = { baseDomain: "warm.test", abraDir: "/var/lib/warmstack/abra", proxyUrl: "http://127.0.0.1:47080" };
+const validWarm = {
+  baseDomain: "warm.test",
+  abraDir: "/var/lib/warmstack/abra",
+  proxyUrl: "http://127.0.0.1:47080",
+  alertDir: "/var/lib/warmstack/alerts",
+};
 
 describe("stack config", () => {
   it("takes only the warmstack namespace and decodes JSON values as Pulumi stores them", () => {
@@ -22,6 +27,30 @@ describe("stack config", () => {
     assert.equal(config.server, "default");
     assert.equal(config.deployer, "stack");
     assert.equal(config.dnsrrEndpoints, true);
+    assert.equal(config.snapshotStore, "warmstack_snapshots");
+    assert.deepEqual(config.apps, {});
+  });
+
+  it("validates the warm apps and names nested fields", () => {
+    const keycloak = { recipe: "keycloak", kind: "stateful", health: { path: "/realms/master" } };
+    const config = parseConfig(warmConfigSchema, { ...validWarm, apps: { keycloak } }, "warm stack");
+    assert.equal(config.apps.keycloak?.deployTimeoutSeconds, 300);
+    assert.throws(
+      () => parseConfig(warmConfigSchema, { ...validWarm, apps: { gitea: keycloak } }, "warm stack"),
+      /warmstack:apps\.gitea: unknown key/,
+    );
+    assert.throws(
+      () => parseConfig(warmConfigSchema, { ...validWarm, apps: { keycloak: { ...keycloak, kind: "stateless-ish" } } }, "warm stack"),
+      /warmstack:apps\.keycloak\.kind: /,
+    );
+    assert.throws(
+      () => parseConfig(warmConfigSchema, { ...validWarm, apps: { keycloak: { ...keycloak, health: { path: "realms" } } } }, "warm stack"),
+      /warmstack:apps\.keycloak\.health\.path: must be an absolute URL path/,
+    );
+    assert.throws(
+      () => parseConfig(warmConfigSchema, { ...validWarm, alertWebhook: "ftp://hooks.example/x" }, "warm stack"),
+      /warmstack:alertWebhook: must be an http\(s\) URL/,
+    );
   });
 
   it("names every bad field by its full config key", () => {

@@ -41,11 +41,17 @@ describe("stack programs (Pulumi mocks)", () => {
 
   it("the warm program validates its config before registering anything", async () => {
     const { warmProgram } = await import("../../stacks/warm");
-    setConfig({ "warmstack:baseDomain": "warm.test", "warmstack:abraDir": "/srv/abra", "warmstack:proxyUrl": "http://127.0.0.1:47080" });
-    assert.deepEqual(await warmProgram(), { baseDomain: "warm.test", server: "default", deployer: "stack" });
+    const valid = {
+      "warmstack:baseDomain": "warm.test",
+      "warmstack:abraDir": "/srv/abra",
+      "warmstack:proxyUrl": "http://127.0.0.1:47080",
+      "warmstack:alertDir": "/srv/alerts",
+    };
+    setConfig(valid);
+    assert.deepEqual(await warmProgram(), { plan: [], holds: [], deployed: {} });
 
     registered.length = 0;
-    setConfig({ "warmstack:baseDomain": "not a domain", "warmstack:abraDir": "/srv/abra", "warmstack:proxyUrl": "http://127.0.0.1:47080" });
+    setConfig({ ...valid, "warmstack:baseDomain": "not a domain" });
     await assert.rejects(warmProgram(), /warmstack:baseDomain/);
     assert.deepEqual(registered, [], "nothing registered on bad config");
   });

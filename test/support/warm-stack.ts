@@ -1,0 +1,162 @@
+import { readdir, readFile } from "node:fs/promises";
+import * as net from "node:net";
+import * as path from "node:path";
+import { listAlerts, AlertRecord } from "../../infra/adapters/alerts";
+import { StackDeployer } from "../../infra/adapters/stack-deployer";
+import * as swarm from "../../infra/adapters/swarm";
+import { stackNameForDomain } from "../../infra/naming";
+import { AbraDir } from "./abra-dir";
+import { bed, proxyUrl, uniqueDomain } from "./bed";
+import { PulumiProject } from "./pulumi-project";
+
+/** A free TCP port on loopback for a test's own Traefik (host-mode publishing needs one). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as net.AddressInfo).port;
+      server.close(() => resolve(port));
+    });
+    server.on("error", reject);
+  });
+}
+
+export interface WarmAppSpec {
+  kind: "keycloak" | "traefik";
+  initialTags: readonly string[];
+  deployTimeoutSeconds?: number;
+}
+
+/**
+ * A warm stack of its own for one test: a project directory and file backend, a $ABRA_DIR with
+ * trimmed recipe clones, unique domains, its own Traefik port, snapshot store and alert directory.
+ * Driven through the real pulumi CLI, as an operator would.
+ */
+export class WarmStackFixture {
+  readonly domains: Record<string, string> = {};
+  traefikPort = 0;
+
+  private constructor(
+    readonly project: PulumiProject,
+    readonly abra: AbraDir,
+    readonly snapshotStore: string,
+  ) {}
+
+  static async create(apps: readonly WarmAppSpec[], extraConfig: Record<string, string> = {}): Promise<WarmStackFixture> {
+    const project = await PulumiProject.create();
+    const abra = await AbraDir.create(apps.map((app) => app.kind));
+    const fixture = new WarmStackFixture(project, abra, `warmstack_test_snapshots_${Math.random().toString(16).slice(2, 8)}`);
+    const appsConfig: Record<string, unknown> = {};
+    for (const app of apps) {
+      await abra.keepOnlyTags(app.kind, app.initialTags);
+      fixture.domains[app.kind] = uniqueDomain(app.kind === "keycloak" ? "kc" : "tr");
+      if (app.kind === "keycloak") {
+        appsConfig.keycloak = {
+          recipe: "keycloak",
+          kind: "stateful",
+          domain: fixture.domains.keycloak,
+          health: { path: "/realms/master" },
+          deployTimeoutSeconds: app.deployTimeoutSeconds ?? 240,
+        };
+      } else {
+        fixture.traefikPort = await freePort();
+        appsConfig.traefik = {
+          recipe: "traefik",
+          kind: "stateless",
+          domain: fixture.domains.traefik,
+          health: { path: "/ping", baseUrl: `http://127.0.0.1:${fixture.traefikPort}` },
+          env: { WEB_PORT: String(fixture.traefikPort) },
+          deployTimeoutSeconds: app.deployTimeoutSeconds ?? 60,
+        };
+      }
+    }
+    await fixture.cli(["stack", "init", "warm"]);
+    const config: Record<string, string> = {
+      baseDomain: bed().domain,
+      abraDir: abra.root,
+      proxyUrl: proxyUrl(),
+      alertDir: fixture.alertDir,
+      snapshotStore: fixture.snapshotStore,
+      apps: JSON.stringify(appsConfig),
+      ...extraConfig,
+    };
+    for (const [key, value] of Object.entries(config)) await fixture.cli(["config", "set", "-s", "warm", `warmstack:${key}`, value]);
+    return fixture;
+  }
+
+  get alertDir(): string {
+    return path.join(this.project.stateDir, "alerts");
+  }
+
+  deployer(): StackDeployer {
+    return new StackDeployer({ abraDir: this.abra.root, server: "default", proxyUrl: proxyUrl(), dnsrrEndpoints: true });
+  }
+
+  app(kind: "keycloak" | "traefik") {
+    return { recipe: kind, domain: this.domains[kind]! };
+  }
+
+  /** Runs the pulumi CLI; throws with the whole output when it exits non-zero. */
+  async cli(args: readonly string[]): Promise<string> {
+    const result = await this.project.pulumi(args);
+    if (result.exitCode !== 0) throw new Error(`pulumi ${args.join(" ")} exited ${result.exitCode}:\n${result.output}`);
+    return result.output;
+  }
+
+  up(): Promise<{ exitCode: number; output: string }> {
+    return this.project.pulumi(["up", "-s", "warm", "--yes", "--skip-preview"]);
+  }
+
+  preview(): Promise<{ exitCode: number; output: string }> {
+    return this.project.pulumi(["preview", "-s", "warm"]);
+  }
+
+  async outputs(): Promise<Record<string, unknown>> {
+    return JSON.parse(await this.cli(["stack", "output", "-s", "warm", "--json"])) as Record<string, unknown>;
+  }
+
+  /** The WarmApp resource's outputs, secrets decrypted (for the tests that need an admin password). */
+  async resourceOutputs(app: string, showSecrets = false): Promise<Record<string, unknown>> {
+    const exported = JSON.parse(await this.cli(["stack", "export", "-s", "warm", ...(showSecrets ? ["--show-secrets"] : [])])) as {
+      deployment: { resources?: { urn: string; outputs?: Record<string, unknown> }[] };
+    };
+    const resource = exported.deployment.resources?.find((entry) => entry.urn.endsWith(`WarmApp::${app}`) || entry.urn.endsWith(`::${app}`));
+    if (!resource) throw new Error(`no resource ${app} in the warm stack's state`);
+    return resource.outputs ?? {};
+  }
+
+  async alerts(): Promise<AlertRecord[]> {
+    return listAlerts(this.alertDir);
+  }
+
+  async containerIds(kind: "keycloak" | "traefik"): Promise<string[]> {
+    return (await swarm.stackContainers(stackNameForDomain(this.domains[kind]!))).sort();
+  }
+
+  /** Every file of the backend, for asserting that no secret is stored in plain text. */
+  async stateText(): Promise<string> {
+    const root = path.join(this.project.stateDir, "pulumi");
+    const texts: string[] = [];
+    const walk = async (dir: string): Promise<void> => {
+      for (const entry of await readdir(dir, { withFileTypes: true })) {
+        const full = path.join(dir, entry.name);
+        if (entry.isDirectory()) await walk(full);
+        else texts.push(await readFile(full, "utf8").catch(() => ""));
+      }
+    };
+    await walk(root);
+    return texts.join("\n");
+  }
+
+  async dispose(): Promise<void> {
+    await this.project.pulumi(["destroy", "-s", "warm", "--yes", "--skip-preview"]);
+    const deployer = this.deployer();
+    for (const kind of Object.keys(this.domains) as ("keycloak" | "traefik")[]) {
+      await deployer.undeploy(this.app(kind)).catch(() => undefined);
+      await deployer.remove(this.app(kind), { volumes: true }).catch(() => undefined);
+    }
+    await swarm.docker(["volume", "rm", "-f", this.snapshotStore]).catch(() => undefined);
+    await this.abra.dispose();
+    await this.project.dispose();
+  }
+}
