@@ -202,7 +202,8 @@ function outputsAfter(
   inputs: WarmAppInputs,
   outcome: { deployed: string; appSecrets: Record<string, string>; rollbackReason?: string; snapshotId?: string; lastGood?: string },
 ): WarmAppOutputs {
-  return {
+  // The engine's struct encoding refuses undefined values: leave absent outputs out.
+  return withoutUndefined({
     ...inputs,
     deployedVersion: outcome.deployed,
     lastGood: outcome.lastGood ?? outcome.deployed,
@@ -211,7 +212,11 @@ function outputsAfter(
     lastCheckedAt: new Date().toISOString(),
     snapshotId: outcome.snapshotId,
     appSecrets: outcome.appSecrets,
-  };
+  });
+}
+
+function withoutUndefined<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, entry]) => entry !== undefined)) as T;
 }
 
 export async function updateWarmApp(olds: WarmAppOutputs, news: WarmAppInputs): Promise<pulumi.dynamic.UpdateResult> {

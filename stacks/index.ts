@@ -2,17 +2,10 @@ import * as pulumi from "@pulumi/pulumi";
 import { RecipeError } from "../infra/adapters/recipes";
 import { ConfigError } from "../infra/config";
 import { GateError } from "../infra/gate";
+import { operatorError } from "./errors";
 import { programFor, UnknownStackError } from "./programs";
 
 /** Bad config, recipes and stack names are the operator's to fix: say so without a stack trace. */
-function operatorError(message: string): pulumi.RunError {
-  const error = new pulumi.RunError(message);
-  // Rendering a stack trace through source maps costs ~20 s of CPU here, and a RunError's trace is
-  // never shown anyway.
-  error.stack = message;
-  return error;
-}
-
 export = async () => {
   try {
     return await programFor(pulumi.getStack())();

@@ -7,6 +7,7 @@ import { namespacedConfig, parseConfig, WarmAppConfig, WarmConfig, warmConfigSch
 import { decide, GateDecision, Hold } from "../infra/gate";
 import { compareVersions, isVersion, parseVersion } from "../infra/versions";
 import { WarmApp, WarmOperations } from "../infra/warm-app";
+import { operatorError } from "./errors";
 
 /**
  * The warm stack: the live-warm shared apps, each moved to the newest version the safety gate
@@ -99,8 +100,10 @@ export async function warmProgram(): Promise<Record<string, unknown>> {
       purge: appConfig.purge,
     });
     deployed[app] = warmApp.deployedVersion;
+    // The rollback is recorded in the resource's state first; failing the run afterwards makes
+    // the nightly job red, so the alert is not the only signal.
     warmApp.rolledBack.apply((rolledBack) => {
-      if (rolledBack) pulumi.log.error(`${app}: the upgrade to ${decision.target} failed and was rolled back; see the alert`);
+      if (rolledBack) throw operatorError(`${app}: the upgrade to ${decision.target} failed and was rolled back; see the alert`);
     });
   }
   return { plan, holds, deployed };

@@ -45,7 +45,11 @@ async function serviceProblem(
   spec: ConvergenceSpec,
   idleSince: Map<string, number>,
 ): Promise<string | undefined> {
-  if (service.updateState && FAILED_UPDATE_STATES.has(service.updateState)) {
+  const label = service.labels[spec.versionLabel];
+  // A rollback that ended on the version we want (redeploying the previous version after Swarm
+  // rolled a failed update back) is where we want to be, not a failure.
+  const rolledBackToWanted = service.updateState === "rollback_completed" && label === spec.version;
+  if (service.updateState && FAILED_UPDATE_STATES.has(service.updateState) && !rolledBackToWanted) {
     const reason = service.updateState === "paused" ? "paused" : "rolled-back";
     throw new ConvergenceError(
       spec.stack,
@@ -53,11 +57,11 @@ async function serviceProblem(
       `Swarm ${reason === "paused" ? "paused" : "rolled back"} the update of ${service.name}: ${service.updateMessage ?? service.updateState}`,
     );
   }
-  const label = service.labels[spec.versionLabel];
   if (label !== spec.version) return `${service.name}: version label ${label ?? "<none>"}, want ${spec.version}`;
   if (service.updateState === "updating") return `${service.name}: update in progress`;
   const tasks = await serviceTasks(service.id);
-  if (tasks.length > 0 && !tasks.some((task) => task.desiredState === "Running")) {
+  // "Ready" is a task waiting for its turn in a stop-first update: still meant to run.
+  if (tasks.length > 0 && !tasks.some((task) => task.desiredState === "Running" || task.desiredState === "Ready")) {
     const since = idleSince.get(service.id) ?? Date.now();
     idleSince.set(service.id, since);
     if (Date.now() - since >= GAVE_UP_AFTER_MS) {

@@ -34,7 +34,7 @@ export class AbraDir {
   /** Brings tags back from the bed's repository: a new release appears. */
   async releaseTags(recipe: string, tags: readonly string[]): Promise<void> {
     for (const tag of tags) {
-      await execa("git", ["-C", this.recipeDir(recipe), "fetch", "-q", "origin", `refs/tags/${tag}:refs/tags/${tag}`]);
+      await execa("git", ["-C", this.recipeDir(recipe), "fetch", "-q", "--no-tags", "origin", `refs/tags/${tag}:refs/tags/${tag}`]);
     }
   }
 
