@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { domainSchema, hex6Schema, recipeNameSchema, serverNameSchema } from "./naming";
+import { isVersion } from "./versions";
 
 /**
  * Stack configuration, validated before any resource is registered. Keys live in Pulumi config
@@ -44,6 +45,24 @@ const warmAppSchema = z
   .strict();
 export type WarmAppConfig = z.infer<typeof warmAppSchema>;
 
+const canonicalSchema = z
+  .object({
+    /** Advanced only by `warmstack promote` (after a green cold run); must be a released version. */
+    knownGood: z.string().refine(isVersion, "must be a recipe version X.Y.Z+UPSTREAM, e.g. 1.0.0+1.0"),
+    health: healthSchema,
+    deployTimeoutSeconds: z.number().int().min(10).max(3600).default(300),
+  })
+  .strict();
+export type CanonicalConfig = z.infer<typeof canonicalSchema>;
+
+// Keys are checked here rather than by z.record's key schema, whose error says only "Invalid key".
+export const canonicalsSchema = z.record(z.string(), canonicalSchema).superRefine((canonicals, context) => {
+  for (const recipe of Object.keys(canonicals)) {
+    const checked = recipeNameSchema.safeParse(recipe);
+    if (!checked.success) context.addIssue({ code: "custom", path: [recipe], message: checked.error.issues[0]?.message ?? "is not a valid recipe name" });
+  }
+});
+
 export const warmConfigSchema = z
   .object({
     baseDomain: domainSchema,
@@ -61,6 +80,8 @@ export const warmConfigSchema = z
       .object({ keycloak: warmAppSchema.optional(), traefik: warmAppSchema.optional() })
       .strict()
       .default({}),
+    /** The enrolled recipes: recipe → its canonical (data-warm copy at warm-<recipe>.<baseDomain>). */
+    canonicals: canonicalsSchema.default({}),
   })
   .strict();
 export type WarmConfig = z.infer<typeof warmConfigSchema>;

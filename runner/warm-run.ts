@@ -72,3 +72,12 @@ export function renderWarmSummary(summary: WarmSummary): string {
   if (summary.error) lines.push(`  error: ${summary.error}`);
   return `${lines.join("\n")}\n`;
 }
+
+/** The action of `warmstack preview` and `warmstack up`: a summary as text or JSON; exit 1 on failure. */
+export function warmAction(operation: "preview" | "up") {
+  return async (options: { json?: boolean }) => {
+    const summary = await runWarm(operation, Boolean(options.json));
+    process.stdout.write(options.json ? `${JSON.stringify(summary, null, 2)}\n` : renderWarmSummary(summary));
+    if (!summary.ok) process.exitCode = 1;
+  };
+}

@@ -7,6 +7,7 @@ import { namespacedConfig, parseConfig, WarmAppConfig, WarmConfig, warmConfigSch
 import { decide, GateDecision, Hold } from "../infra/gate";
 import { compareVersions, isVersion, parseVersion } from "../infra/versions";
 import { WarmApp, WarmOperations } from "../infra/warm-app";
+import { canonicalResources } from "./canonicals";
 import { operatorError } from "./errors";
 
 /**
@@ -67,6 +68,7 @@ export async function warmProgram(): Promise<Record<string, unknown>> {
     snapshotStore: config.snapshotStore,
     snapshotHelperImage: config.snapshotHelperImage,
   };
+  const canonicals = await canonicalResources(config, settings);
   const plan: PlannedApp[] = [];
   const holds: Hold[] = [];
   const deployed: Record<string, pulumi.Output<string>> = {};
@@ -106,5 +108,5 @@ export async function warmProgram(): Promise<Record<string, unknown>> {
       if (rolledBack) throw operatorError(`${app}: the upgrade to ${decision.target} failed and was rolled back; see the alert`);
     });
   }
-  return { plan, holds, deployed };
+  return { plan, holds, deployed, canonicals };
 }

@@ -1,6 +1,9 @@
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import * as http from "node:http";
+import * as path from "node:path";
+import { execa } from "execa";
+import { REPO_ROOT } from "../support/pulumi-project";
 import { WarmStackFixture } from "../support/warm-stack";
 
 /**
@@ -81,6 +84,71 @@ describe("warm Traefik: holds and no-op runs", { concurrency: true }, () => {
     assert.deepEqual(await fixture.containerIds("traefik"), containers);
     assert.equal(await ping(fixture.traefikPort), 200);
   });
+});
+
+/** A webhook receiver on loopback that answers 500, or never answers at all. */
+async function webhook(behaviour: "fails" | "hangs"): Promise<{ url: string; hits: () => number; close: () => void }> {
+  let hits = 0;
+  const server = http.createServer((request, response) => {
+    hits += 1;
+    request.resume();
+    if (behaviour === "fails") request.on("end", () => response.writeHead(500).end());
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as { port: number }).port;
+  return {
+    url: `http://127.0.0.1:${port}/hook`,
+    hits: () => hits,
+    close: () => {
+      server.closeAllConnections();
+      server.close();
+    },
+  };
+}
+
+describe("warm Traefik: the runner and bad webhooks", { concurrency: true }, () => {
+  it("warmstack preview and up report the plan and the holds, as text and as JSON", async () => {
+    const fixture = await warmTraefik([BASE]);
+    await fixture.abra.releaseTags("traefik", ["1.0.1+3.6.12", "2.0.0+3.6.12"]);
+    const cli = (args: string[]) =>
+      execa("node", [path.join(REPO_ROOT, "dist", "runner", "cli.js"), ...args], { env: fixture.project.env(), reject: false });
+
+    const preview = await cli(["preview", "--json"]);
+    assert.equal(preview.exitCode, 0, preview.stderr);
+    const plan = JSON.parse(preview.stdout) as { ok: boolean; plan: { app: string; current: string; target: string; action: string }[]; holds: { reason: string; blockedAt: string }[] };
+    assert.equal(plan.ok, true);
+    assert.deepEqual(plan.plan.map((app) => [app.app, app.current, app.target, app.action]), [["traefik", BASE, "1.0.1+3.6.12", "upgrade"]]);
+    assert.deepEqual(plan.holds.map((hold) => [hold.reason, hold.blockedAt]), [["recipe-major", "2.0.0+3.6.12"]]);
+    assert.equal(await fixture.deployer().currentVersion(fixture.app("traefik")), BASE, "a preview deploys nothing");
+
+    const up = await cli(["up"]);
+    assert.equal(up.exitCode, 0, up.stderr);
+    assert.match(up.stdout, /traefik \(tr-[0-9a-f]{6}\.warm\.test\): 1\.0\.0\+3\.6\.12 → 1\.0\.1\+3\.6\.12/);
+    assert.match(up.stdout, /HOLD traefik: 2\.0\.0\+3\.6\.12 held at 1\.0\.0\+3\.6\.12 — recipe-major at 2\.0\.0\+3\.6\.12/);
+    assert.match(up.stderr, /\[warmstack \d+\.\ds\] warm: /, "progress lines with the elapsed time");
+    assert.equal(await fixture.deployer().currentVersion(fixture.app("traefik")), "1.0.1+3.6.12", "the safe patch was applied");
+  });
+
+  for (const behaviour of ["fails", "hangs"] as const) {
+    it(`a webhook that ${behaviour === "fails" ? "answers 500" : "never answers"} delays nothing for long and loses no alert`, async () => {
+      const hook = await webhook(behaviour);
+      try {
+        const fixture = await warmTraefik([BASE], { alertWebhook: hook.url });
+        await fixture.abra.releaseTags("traefik", ["1.3.0+3.6.12"]);
+        const started = Date.now();
+        const up = await fixture.up();
+        assert.equal(up.exitCode, 0, up.output);
+        assert.ok(Date.now() - started < 60_000, "the webhook's retries are bounded");
+        assert.equal(hook.hits(), 3, "three attempts, then given up");
+        const alerts = await fixture.alerts();
+        assert.equal(alerts.filter((alert) => alert.outcome === "held").length, 1, "the alert file is written whatever the webhook does");
+        assert.equal(await ping(fixture.traefikPort), 200);
+        assert.equal((await fixture.stateText()).includes(hook.url), false, "the webhook URL is stored only encrypted");
+      } finally {
+        hook.close();
+      }
+    });
+  }
 });
 
 describe("warm Traefik: a failed upgrade rolls back to the previous version and alerts once", { concurrency: true }, () => {

@@ -9,6 +9,20 @@ import { AbraDir } from "./abra-dir";
 import { bed, proxyUrl, uniqueDomain } from "./bed";
 import { PulumiProject } from "./pulumi-project";
 
+/** Pulumi's marker for a secret value in an exported deployment. */
+const SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d";
+
+/** With --show-secrets, a secret is exported as { [signature]: …, plaintext: "<JSON>" }. */
+function revealSecrets(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(revealSecrets);
+  if (value && typeof value === "object") {
+    const record = value as Record<string, unknown>;
+    if (SECRET_SIGNATURE in record) return typeof record.plaintext === "string" ? revealSecrets(JSON.parse(record.plaintext)) : "[secret]";
+    return Object.fromEntries(Object.entries(record).map(([key, entry]) => [key, revealSecrets(entry)]));
+  }
+  return value;
+}
+
 /** A free TCP port on loopback for a test's own Traefik (host-mode publishing needs one). */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -80,7 +94,11 @@ export class WarmStackFixture {
       apps: JSON.stringify(appsConfig),
       ...extraConfig,
     };
-    for (const [key, value] of Object.entries(config)) await fixture.cli(["config", "set", "-s", "warm", `warmstack:${key}`, value]);
+    for (const [key, value] of Object.entries(config)) {
+      // As an operator would: a webhook URL may carry a token.
+      const secret = key === "alertWebhook" ? ["--secret"] : [];
+      await fixture.cli(["config", "set", "-s", "warm", ...secret, `warmstack:${key}`, value]);
+    }
     return fixture;
   }
 
@@ -122,7 +140,7 @@ export class WarmStackFixture {
     };
     const resource = exported.deployment.resources?.find((entry) => entry.urn.endsWith(`WarmApp::${app}`) || entry.urn.endsWith(`::${app}`));
     if (!resource) throw new Error(`no resource ${app} in the warm stack's state`);
-    return resource.outputs ?? {};
+    return revealSecrets(resource.outputs ?? {}) as Record<string, unknown>;
   }
 
   async alerts(): Promise<AlertRecord[]> {

@@ -1,0 +1,247 @@
+import * as pulumi from "@pulumi/pulumi";
+import type { AppRef, Deployer, HealthSpec } from "./adapters/deployer";
+import { createDeployer, DeployerSettings } from "./adapters/deployers";
+import { deleteSnapshot, restoreSnapshot, snapshotInfo, SnapshotInfo, SnapshotOptions, SnapshotTarget, takeSnapshot } from "./adapters/snapshots";
+import { assertDomain, assertRecipeName, stackNameForDomain } from "./naming";
+import { isVersion } from "./versions";
+
+/**
+ * Canonical: the data-warm copy of an enrolled recipe at `warm-<recipe>.<base>`. Idle means
+ * undeployed with its volumes kept, the env file naming the known-good version, and exactly one
+ * snapshot of those volumes: the known-good snapshot that quick runs restore. The known-good and its
+ * snapshot change only when a new version converged healthy and its snapshot completed.
+ */
+export interface CanonicalArgs {
+  recipe: pulumi.Input<string>;
+  knownGood: pulumi.Input<string>;
+  /** The stable domain, canonicalDomain(recipe, baseDomain). */
+  domain: pulumi.Input<string>;
+  health: pulumi.Input<HealthSpec>;
+  deployTimeoutMs: pulumi.Input<number>;
+  deployerSettings: pulumi.Input<DeployerSettings>;
+  snapshot: pulumi.Input<CanonicalSnapshotSettings>;
+}
+
+export interface CanonicalSnapshotSettings {
+  /** Docker volume holding the snapshots, on the node that holds the canonical's volumes. */
+  store: string;
+  helperImage: string;
+}
+
+interface CanonicalInputs {
+  recipe: string;
+  knownGood: string;
+  domain: string;
+  health: HealthSpec;
+  deployTimeoutMs: number;
+  deployerSettings: DeployerSettings;
+  snapshot: CanonicalSnapshotSettings;
+}
+
+interface CanonicalOutputs extends CanonicalInputs {
+  /** sha256 of the known-good snapshot's tar. */
+  snapshotId: string;
+  snapshotBytes: number;
+  /** When the known-good snapshot was taken (ISO). */
+  seededAt: string;
+}
+
+/** Marks the env files the warm stack created, so a re-run after a crash adopts only its own. */
+const OWNER_KEY = "WARMSTACK_OWNER";
+const OWNER_MARK = "warmstack/warm";
+
+// The provider's code is stored in state and used again for deletes, possibly by a later version
+// of warmstack: the closures only load this module at run time (the provider process runs in the
+// program's directory, dist/stacks) and call its named steps.
+function steps(): typeof import("./canonical") {
+  return require(require("node:path").resolve("../infra/canonical"));
+}
+
+const canonicalProvider: pulumi.dynamic.ResourceProvider = {
+  check: async (_olds: CanonicalInputs, news: CanonicalInputs) => steps().checkCanonical(news),
+  diff: async (_id: string, olds: CanonicalOutputs, news: CanonicalInputs) => steps().diffCanonical(olds, news),
+  create: async (inputs: CanonicalInputs) => steps().createCanonical(inputs),
+  update: async (_id: string, olds: CanonicalOutputs, news: CanonicalInputs) => steps().updateCanonical(olds, news),
+  delete: async (_id: string, props: CanonicalOutputs) => steps().deleteCanonical(props),
+};
+
+export class Canonical extends pulumi.dynamic.Resource {
+  declare public readonly recipe: pulumi.Output<string>;
+  declare public readonly knownGood: pulumi.Output<string>;
+  declare public readonly domain: pulumi.Output<string>;
+  declare public readonly snapshotId: pulumi.Output<string>;
+  declare public readonly snapshotBytes: pulumi.Output<number>;
+  declare public readonly seededAt: pulumi.Output<string>;
+
+  constructor(name: string, args: CanonicalArgs, opts?: pulumi.CustomResourceOptions) {
+    super(canonicalProvider, name, { ...args, snapshotId: undefined, snapshotBytes: undefined, seededAt: undefined }, opts);
+  }
+}
+
+// The steps below run in the dynamic-provider process.
+
+function appRef(inputs: CanonicalInputs): AppRef {
+  return { recipe: inputs.recipe, domain: inputs.domain };
+}
+
+/** The canonical's key in the snapshot store: its stack name. */
+function snapshotKey(inputs: CanonicalInputs): string {
+  return stackNameForDomain(inputs.domain);
+}
+
+function snapshotOptions(settings: CanonicalSnapshotSettings): SnapshotOptions {
+  return { store: settings.store, helperImage: settings.helperImage };
+}
+
+export async function checkCanonical(news: CanonicalInputs): Promise<pulumi.dynamic.CheckResult> {
+  const failures: pulumi.dynamic.CheckFailure[] = [];
+  const check = (property: string, test: () => void) => {
+    try {
+      test();
+    } catch (error) {
+      failures.push({ property, reason: (error as Error).message });
+    }
+  };
+  check("recipe", () => assertRecipeName(news.recipe));
+  check("domain", () => stackNameForDomain(assertDomain(news.domain)));
+  check("knownGood", () => {
+    if (!isVersion(news.knownGood)) throw new Error(`"${news.knownGood}" is not a recipe version (X.Y.Z+UPSTREAM)`);
+  });
+  check("deployTimeoutMs", () => {
+    if (!Number.isInteger(news.deployTimeoutMs) || news.deployTimeoutMs <= 0) throw new Error("must be a positive number of milliseconds");
+  });
+  return { inputs: news, failures };
+}
+
+/**
+ * A new recipe or domain is another canonical: the new one is seeded before the old one is deleted.
+ * Everything else is an update; only a new known-good or a new snapshot store costs a deploy or a
+ * snapshot.
+ */
+export function diffCanonical(olds: CanonicalOutputs, news: CanonicalInputs): pulumi.dynamic.DiffResult {
+  const replaces = (["recipe", "domain"] as const).filter((key) => olds[key] !== news[key]);
+  const compared = ["knownGood", "health", "deployTimeoutMs", "deployerSettings", "snapshot"] as const;
+  const changed = compared.filter((key) => JSON.stringify(olds[key]) !== JSON.stringify(news[key]));
+  return { changes: replaces.length > 0 || changed.length > 0, replaces, deleteBeforeReplace: false };
+}
+
+export async function createCanonical(inputs: CanonicalInputs): Promise<pulumi.dynamic.CreateResult> {
+  const deployer = createDeployer(inputs.deployerSettings);
+  const app = appRef(inputs);
+  await ensureApp(deployer, inputs);
+  let snapshot: SnapshotInfo;
+  try {
+    snapshot = await seed(deployer, inputs);
+  } catch (error) {
+    // No known-good exists yet; what matters is that a failed seed does not keep running.
+    await deployer.undeploy(app).catch(() => undefined);
+    throw new Error(`canonical ${inputs.recipe} (${inputs.domain}): seeding ${inputs.knownGood} failed: ${reasonOf(error)}`);
+  }
+  return { id: `${inputs.deployerSettings.server}/${inputs.domain}`, outs: outputsOf(inputs, snapshot) };
+}
+
+/** Creates the app's env file unless this warm stack already did (a crashed create); refuses a stranger's. */
+async function ensureApp(deployer: Deployer, inputs: CanonicalInputs): Promise<void> {
+  const app = appRef(inputs);
+  const env = await deployer.appEnv(app);
+  if (env === null) {
+    await deployer.newApp(app, { version: inputs.knownGood, env: { [OWNER_KEY]: OWNER_MARK } });
+    return;
+  }
+  if (env[OWNER_KEY] !== OWNER_MARK) {
+    throw new Error(`app ${inputs.domain} exists and is not this warm stack's (${OWNER_KEY}=${env[OWNER_KEY] ?? "<unset>"}); refusing to adopt it`);
+  }
+}
+
+/**
+ * Deploys the known-good on the stable domain (Swarm reattaches the stack's named volumes when
+ * they exist), converges, undeploys, waits until gone and snapshots: the snapshot is only ever of
+ * data a healthy known-good left behind.
+ */
+async function seed(deployer: Deployer, inputs: CanonicalInputs): Promise<SnapshotInfo> {
+  const app = appRef(inputs);
+  // A crashed earlier attempt may have left it running at this version: redeploying it is intended.
+  const live = await deployer.currentVersion(app);
+  await deployer.deploy(app, { ref: inputs.knownGood, health: inputs.health, timeoutMs: inputs.deployTimeoutMs, force: live === inputs.knownGood });
+  await deployer.undeploy(app);
+  return takeSnapshot(await snapshotTarget(deployer, inputs), snapshotOptions(inputs.snapshot));
+}
+
+async function snapshotTarget(deployer: Deployer, inputs: CanonicalInputs): Promise<SnapshotTarget> {
+  const volumes = await deployer.volumes(appRef(inputs));
+  if (volumes.length === 0) {
+    throw new Error(`recipe ${inputs.recipe} left no volumes on ${inputs.domain}: a canonical keeps data-warm volumes, and this recipe has none to keep`);
+  }
+  return { app: snapshotKey(inputs), volumes };
+}
+
+function outputsOf(inputs: CanonicalInputs, snapshot: { id: string; bytes: number; takenAt: string }): CanonicalOutputs {
+  return withoutUndefined({ ...inputs, snapshotId: snapshot.id, snapshotBytes: snapshot.bytes, seededAt: snapshot.takenAt });
+}
+
+// The engine's struct encoding refuses undefined values.
+function withoutUndefined<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, entry]) => entry !== undefined)) as T;
+}
+
+function reasonOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+export async function updateCanonical(olds: CanonicalOutputs, news: CanonicalInputs): Promise<pulumi.dynamic.UpdateResult> {
+  const promoted = olds.knownGood !== news.knownGood;
+  const moved = olds.snapshot.store !== news.snapshot.store;
+  const known = { id: olds.snapshotId, bytes: olds.snapshotBytes, takenAt: olds.seededAt };
+  if (!promoted && !moved) return { outs: outputsOf(news, known) };
+
+  const deployer = createDeployer(news.deployerSettings);
+  const app = appRef(news);
+  // Idle by contract; a crashed earlier attempt may have left it deployed.
+  await deployer.undeploy(app);
+  const target = await snapshotTarget(deployer, news);
+  const oldStore = snapshotOptions(olds.snapshot);
+  const hasKnownGood = (await snapshotInfo(target.app, oldStore)) !== null;
+  let snapshot: SnapshotInfo;
+  try {
+    // Start from exactly the known-good data, so nothing but the new version's own migration can
+    // end up in the new snapshot.
+    if (hasKnownGood) await restoreSnapshot(target, oldStore);
+    if (promoted) {
+      await deployer.deploy(app, { ref: news.knownGood, health: news.health, timeoutMs: news.deployTimeoutMs });
+      await deployer.undeploy(app);
+    }
+    snapshot = await takeSnapshot(target, snapshotOptions(news.snapshot));
+  } catch (error) {
+    await backToKnownGood(deployer, olds, target, hasKnownGood, error);
+    throw new Error(
+      `canonical ${news.recipe}: ${news.knownGood} did not become the known-good: ${reasonOf(error)}. ` +
+        `The known-good stays ${olds.knownGood} with its snapshot ${olds.snapshotId}; the canonical is idle at ${olds.knownGood}.`,
+    );
+  }
+  if (moved) await deleteSnapshot(target.app, oldStore);
+  return { outs: outputsOf(news, snapshot) };
+}
+
+/** Undeploys the failed attempt and puts the known-good's data and version back; the snapshot itself is never written. */
+async function backToKnownGood(deployer: Deployer, olds: CanonicalOutputs, target: SnapshotTarget, hasKnownGood: boolean, failure: unknown) {
+  const app = appRef(olds);
+  try {
+    await deployer.undeploy(app);
+    if (hasKnownGood) await restoreSnapshot(target, snapshotOptions(olds.snapshot));
+    await deployer.setEnvVersion(app, olds.knownGood);
+  } catch (restoreError) {
+    throw new Error(
+      `canonical ${olds.recipe}: promoting failed (${reasonOf(failure)}) and putting the known-good ${olds.knownGood} back failed too: ` +
+        `${reasonOf(restoreError)}. The known-good snapshot ${olds.snapshotId} is untouched: undeploy ${olds.domain}, restore it and set TYPE by hand.`,
+    );
+  }
+}
+
+/** De-enrolled: this canonical's app, volumes and snapshot go; nothing else is touched. */
+export async function deleteCanonical(props: CanonicalOutputs): Promise<void> {
+  const deployer = createDeployer(props.deployerSettings);
+  const app = appRef(props);
+  await deployer.undeploy(app);
+  await deployer.remove(app, { volumes: true });
+  await deleteSnapshot(snapshotKey(props), snapshotOptions(props.snapshot));
+}
