@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from "commander";
 import { registerPreview } from "./commands/preview";
+import { registerPromote } from "./commands/promote";
+import { registerStatus } from "./commands/status";
 import { registerUp } from "./commands/up";
 
 // The package version, read at run time so the compiled CLI needs no build-time stamping.
@@ -11,9 +13,13 @@ function buildProgram(): Command {
     .description("The warm layer of a CI for Co-op Cloud recipes")
     .version(version)
     .showHelpAfterError()
+    // Without it the program's own --version would swallow `promote --version <version>`.
+    .enablePositionalOptions()
     .exitOverride();
   registerUp(program);
   registerPreview(program);
+  registerPromote(program);
+  registerStatus(program);
   return program;
 }
 
@@ -29,5 +35,6 @@ async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv).then((code) => {
-  process.exitCode = code;
+  // A command that printed its own failure has set the exit code already: keep it.
+  process.exitCode = code || process.exitCode;
 });

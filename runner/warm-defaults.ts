@@ -18,13 +18,20 @@ export async function applyWarmDefaults(stack: Stack, settings: RunnerSettings, 
     proxyUrl: env.WARMSTACK_PROXY_URL ?? "http://127.0.0.1:47080",
     alertDir: path.join(settings.stateDir, "alerts"),
     apps: JSON.stringify({
-      keycloak: { recipe: "keycloak", kind: "stateful", health: { path: "/realms/master" }, deployTimeoutSeconds: 300 },
+      keycloak: {
+        recipe: "keycloak",
+        kind: "stateful",
+        health: { path: "/realms/master" },
+        deployTimeoutSeconds: 300,
+        initialVersion: env.WARMSTACK_KEYCLOAK_INITIAL_VERSION ?? "1.1.0+26.7.3",
+      },
       traefik: {
         recipe: "traefik",
         kind: "stateless",
         health: { path: "/ping", baseUrl: `http://127.0.0.1:${warmProxyPort}` },
         env: { WEB_PORT: warmProxyPort },
         deployTimeoutSeconds: 120,
+        initialVersion: env.WARMSTACK_TRAEFIK_INITIAL_VERSION ?? "1.0.0+3.6.12",
       },
     }),
   };

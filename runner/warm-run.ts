@@ -51,7 +51,8 @@ export async function runWarm(operation: "preview" | "up", quiet: boolean): Prom
     ok: error === undefined,
     plan: (outputs.plan as PlannedApp[] | undefined) ?? [],
     holds: (outputs.holds as Hold[] | undefined) ?? [],
-    deployed: (outputs.deployed as Record<string, string> | undefined) ?? {},
+    // A preview only knows the versions it will ask for; what runs is known after an up.
+    deployed: operation === "up" ? ((outputs.deployed as Record<string, string> | undefined) ?? {}) : {},
     changes,
     error,
     elapsedMs: progress.elapsedMs(),

@@ -66,8 +66,19 @@ export async function selectStack(stackName: string, settings: RunnerSettings): 
   if (!existsSync(path.join(settings.projectDir, "Pulumi.yaml"))) {
     throw new Error(`no Pulumi.yaml in ${settings.projectDir} (WARMSTACK_PROJECT_DIR)`);
   }
-  return LocalWorkspace.createOrSelectStack(
-    { stackName, projectName: "warmstack", program },
-    { workDir: settings.projectDir, envVars: pulumiEnv(settings) },
-  );
+  try {
+    return await LocalWorkspace.createOrSelectStack(
+      { stackName, projectName: "warmstack", program },
+      { workDir: settings.projectDir, envVars: pulumiEnv(settings) },
+    );
+  } catch (error) {
+    if (/incorrect passphrase/.test(String(error))) {
+      // The stack's config file keeps the salt of the passphrase it was created with.
+      throw new Error(
+        `the passphrase does not match Pulumi.${stackName}.yaml in ${settings.projectDir}: that file belongs to another ` +
+          `backend or passphrase (backend ${settings.backendUrl}, passphrase file ${settings.passphraseFile})`,
+      );
+    }
+    throw error;
+  }
 }

@@ -1,6 +1,7 @@
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { snapshotInfo } from "../../infra/adapters/snapshots";
+import { snapshotInfo, takeSnapshot } from "../../infra/adapters/snapshots";
+import { docker } from "../../infra/adapters/swarm";
 import { stackNameForDomain } from "../../infra/naming";
 import { keycloakAdmin, realmExists } from "../support/keycloak-admin";
 import { WarmStackFixture } from "../support/warm-stack";
@@ -99,11 +100,19 @@ describe("warm Keycloak", { concurrency: true }, () => {
     assert.equal(alerts.length, 1);
     assert.equal(alerts[0]!.severity, "critical");
 
-    const store = { store: fixture.snapshotStore };
     const app = stackNameForDomain(fixture.domains.keycloak!);
-    const snapshot = await snapshotInfo(app, store);
+    const snapshot = await snapshotInfo(app, { store: fixture.snapshotStore });
     assert.ok(snapshot, "the pre-upgrade snapshot is still there");
-    assert.equal((await snapshotInfo(app, store))?.id, snapshot.id);
+    // The volumes were restored from it before the redeploy failed: a fresh snapshot of them (in
+    // another store) must carry the same content hash, so the kept one is the pre-upgrade data.
+    const verifyStore = `${fixture.snapshotStore}_verify`;
+    try {
+      const volumes = await fixture.deployer().volumes(fixture.app("keycloak"));
+      const fresh = await takeSnapshot({ app, volumes }, { store: verifyStore });
+      assert.equal(fresh.id, snapshot.id);
+    } finally {
+      await docker(["volume", "rm", "-f", verifyStore]).catch(() => undefined);
+    }
     const state = await fixture.resourceOutputs("keycloak");
     assert.equal(state.lastGood, BASE, "the failed update recorded nothing new");
   });

@@ -1,0 +1,161 @@
+import { readFile } from "node:fs/promises";
+import * as path from "node:path";
+import { Command } from "commander";
+import { AlertRecord, listAlerts } from "../../infra/adapters/alerts";
+import type { Hold } from "../../infra/gate";
+import { assertRecipeName } from "../../infra/naming";
+import { warmResources } from "../warm-state";
+import { runnerSettings, selectStack } from "../workspace";
+
+/** `warmstack status`: what the warm stack holds now, from its state, its config and the state dir. */
+export interface WarmAppStatus {
+  app: string;
+  domain: string;
+  deployedVersion: string;
+  lastGood: string;
+  rolledBack: boolean;
+  rollbackReason?: string;
+  lastCheckedAt: string;
+}
+
+export interface CanonicalStatus {
+  recipe: string;
+  domain: string;
+  knownGood: string;
+  snapshotId: string;
+  snapshotBytes: number;
+  seededAt: string;
+  snapshotAgeSeconds: number;
+  state: "idle" | "leased";
+  /** The lease file's content when leased (its owner, as the quick lane writes it). */
+  lease?: unknown;
+}
+
+export interface StatusReport {
+  stack: "warm";
+  warmApps: WarmAppStatus[];
+  canonicals: CanonicalStatus[];
+  holds: Hold[];
+  alerts: AlertRecord[];
+}
+
+const RECENT_ALERTS = 10;
+
+/** A lease is a file `<stateDir>/leases/<recipe>.json`; its content is the quick lane's to define. */
+async function leaseOf(stateDir: string, recipe: string): Promise<{ leased: boolean; lease?: unknown }> {
+  let text: string;
+  try {
+    text = await readFile(path.join(stateDir, "leases", `${assertRecipeName(recipe)}.json`), "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return { leased: false };
+    throw error;
+  }
+  try {
+    return { leased: true, lease: JSON.parse(text) as unknown };
+  } catch {
+    return { leased: true, lease: "unreadable lease file" };
+  }
+}
+
+export async function warmStatus(now = new Date()): Promise<StatusReport> {
+  const settings = runnerSettings();
+  const stack = await selectStack("warm", settings);
+  // Only the alert directory is needed: status works on a stack whose config is incomplete, too.
+  const alertDir = (await stack.getAllConfig())["warmstack:alertDir"]?.value ?? path.join(settings.stateDir, "alerts");
+  const resources = await warmResources(stack);
+  const warmApps: WarmAppStatus[] = [];
+  const canonicals: CanonicalStatus[] = [];
+  for (const { outputs } of resources) {
+    if (typeof outputs.deployedVersion === "string") {
+      warmApps.push({
+        app: String(outputs.app),
+        domain: String(outputs.domain),
+        deployedVersion: outputs.deployedVersion,
+        lastGood: String(outputs.lastGood),
+        rolledBack: outputs.rolledBack === true,
+        rollbackReason: typeof outputs.rollbackReason === "string" ? outputs.rollbackReason : undefined,
+        lastCheckedAt: String(outputs.lastCheckedAt),
+      });
+    } else if (typeof outputs.snapshotId === "string") {
+      const recipe = String(outputs.recipe);
+      const seededAt = String(outputs.seededAt);
+      const { leased, lease } = await leaseOf(settings.stateDir, recipe);
+      canonicals.push({
+        recipe,
+        domain: String(outputs.domain),
+        knownGood: String(outputs.knownGood),
+        snapshotId: outputs.snapshotId,
+        snapshotBytes: Number(outputs.snapshotBytes),
+        seededAt,
+        snapshotAgeSeconds: Math.max(0, Math.round((now.getTime() - Date.parse(seededAt)) / 1000)),
+        state: leased ? "leased" : "idle",
+        ...(leased ? { lease } : {}),
+      });
+    }
+  }
+  const outputs = await stack.outputs();
+  return {
+    stack: "warm",
+    warmApps,
+    canonicals,
+    holds: (outputs.holds?.value as Hold[] | undefined) ?? [],
+    alerts: await listAlerts(alertDir, { limit: RECENT_ALERTS }),
+  };
+}
+
+function size(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}
+
+function age(seconds: number): string {
+  if (seconds < 120) return `${seconds}s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)}m`;
+  if (seconds < 172_800) return `${Math.round(seconds / 3600)}h`;
+  return `${Math.round(seconds / 86_400)}d`;
+}
+
+export function renderStatus(report: StatusReport): string {
+  const lines = ["warm stack"];
+  lines.push("  warm apps:");
+  if (report.warmApps.length === 0) lines.push("    none");
+  for (const app of report.warmApps) {
+    const lastGood = app.lastGood === app.deployedVersion ? "" : `, last good ${app.lastGood}`;
+    const rolledBack = app.rolledBack ? `, ROLLED BACK: ${app.rollbackReason ?? "see the alerts"}` : "";
+    lines.push(`    ${app.app} (${app.domain}): ${app.deployedVersion}${lastGood}${rolledBack}; checked ${app.lastCheckedAt}`);
+  }
+  lines.push("  canonicals:");
+  if (report.canonicals.length === 0) lines.push("    none");
+  for (const canonical of report.canonicals) {
+    lines.push(
+      `    ${canonical.recipe} (${canonical.domain}): known-good ${canonical.knownGood}, snapshot ${size(canonical.snapshotBytes)} ` +
+        `taken ${age(canonical.snapshotAgeSeconds)} ago (${canonical.snapshotId.slice(0, 12)}), ${canonical.state}`,
+    );
+  }
+  lines.push("  holds:");
+  if (report.holds.length === 0) lines.push("    none");
+  for (const hold of report.holds) lines.push(`    ${hold.app}: ${hold.to} held at ${hold.from} — ${hold.reason} at ${hold.blockedAt}: ${hold.detail}`);
+  lines.push("  recent alerts:");
+  if (report.alerts.length === 0) lines.push("    none");
+  for (const alert of report.alerts) {
+    lines.push(`    ${alert.time} ${alert.severity} ${alert.app} ${alert.outcome} ${alert.from ?? "-"} → ${alert.to ?? "-"}: ${alert.reason}`);
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+export function registerStatus(program: Command): void {
+  program
+    .command("status")
+    .description("show the warm apps, the canonicals (known-good, snapshot, idle or leased), holds and recent alerts")
+    .option("--json", "print a machine-readable report on stdout")
+    .action(async (options: { json?: boolean }) => {
+      const report = await warmStatus();
+      process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : renderStatus(report));
+    });
+}

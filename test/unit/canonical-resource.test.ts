@@ -1,0 +1,150 @@
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import * as os from "node:os";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { execa } from "execa";
+import { checkPromotion, PromoteError } from "../../runner/commands/promote";
+
+/**
+ * The canonical's pure parts: what the warm program registers for the enrolled recipes (Pulumi
+ * mocks, a throwaway recipe repository), what counts as a change of a canonical, and which
+ * promotions are refused.
+ */
+const registered: { type: string; name: string; inputs: Record<string, unknown> }[] = [];
+let abraDir: string;
+
+before(async () => {
+  pulumi.runtime.setMocks(
+    {
+      newResource: (args) => {
+        registered.push({ type: args.type, name: args.name, inputs: args.inputs as Record<string, unknown> });
+        return { id: `${args.name}-id`, state: args.inputs };
+      },
+      call: (args) => args.inputs,
+    },
+    "warmstack",
+    "warm",
+    true,
+  );
+  abraDir = await mkdtemp(path.join(os.tmpdir(), "warmstack-unit-abra-"));
+  const recipe = path.join(abraDir, "recipes", "custom-html");
+  await mkdir(recipe, { recursive: true });
+  const git = (args: string[]) => execa("git", ["-C", recipe, "-c", "user.name=t", "-c", "user.email=t@t", ...args]);
+  await git(["init", "-q"]);
+  await writeFile(path.join(recipe, "compose.yml"), "services: {}\n");
+  await git(["add", "."]);
+  await git(["commit", "-q", "-m", "init"]);
+  for (const tag of ["1.0.0+1.0", "1.0.1+1.0"]) await git(["tag", "-a", "-m", tag, tag]);
+  // A lightweight tag is no release.
+  await git(["tag", "1.1.0+1.1"]);
+});
+
+after(async () => {
+  await rm(abraDir, { recursive: true, force: true });
+});
+
+function warmConfig(canonicals: Record<string, unknown>) {
+  return {
+    baseDomain: "warm.test",
+    server: "default",
+    deployer: "stack" as const,
+    abraDir,
+    proxyUrl: "http://127.0.0.1:47080",
+    dnsrrEndpoints: true,
+    alertDir: "/srv/alerts",
+    snapshotStore: "warmstack_snapshots",
+    snapshotHelperImage: "warmstack/base:bookworm",
+    apps: {},
+    canonicals: canonicals as never,
+  };
+}
+
+const settings = { deployer: "stack" as const, abraDir: "/srv/abra", server: "default", proxyUrl: "http://127.0.0.1:47080", dnsrrEndpoints: true };
+const enrolled = (knownGood: string) => ({ knownGood, health: { path: "/health" }, deployTimeoutSeconds: 60 });
+
+describe("the warm program's canonicals", () => {
+  it("registers one Canonical per enrolled recipe on its stable domain", async () => {
+    const { canonicalResources } = await import("../../stacks/canonicals");
+    registered.length = 0;
+    await canonicalResources(warmConfig({ "custom-html": enrolled("1.0.1+1.0") }), settings);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(
+      registered.map((resource) => [resource.type, resource.name, resource.inputs.domain, resource.inputs.knownGood, resource.inputs.deployTimeoutMs]),
+      [["pulumi-nodejs:dynamic:Resource", "canonical-custom-html", "warm-custom-html.warm.test", "1.0.1+1.0", 60_000]],
+    );
+  });
+
+  it("refuses a known-good that is not released and an unknown recipe before registering anything", async () => {
+    const { canonicalResources } = await import("../../stacks/canonicals");
+    const { ConfigError } = await import("../../infra/config");
+    registered.length = 0;
+    await assert.rejects(
+      canonicalResources(warmConfig({ "custom-html": enrolled("1.1.0+1.1"), nextcloud: enrolled("1.0.0+1.0") }), settings),
+      (error: unknown) =>
+        error instanceof ConfigError &&
+        /warmstack:canonicals\.custom-html\.knownGood: 1\.1\.0\+1\.1 is not a released version of custom-html \(released: 1\.0\.0\+1\.0, 1\.0\.1\+1\.0\)/.test(error.message) &&
+        /warmstack:canonicals\.nextcloud: unknown recipe: there is no checkout at /.test(error.message),
+    );
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(registered, []);
+  });
+});
+
+describe("a canonical's diff", () => {
+  const olds = {
+    recipe: "custom-html",
+    knownGood: "1.0.0+1.0",
+    domain: "warm-custom-html.warm.test",
+    health: { path: "/health" },
+    deployTimeoutMs: 60_000,
+    deployerSettings: settings,
+    snapshot: { store: "warmstack_snapshots", helperImage: "warmstack/base:bookworm" },
+    snapshotId: "a".repeat(64),
+    snapshotBytes: 10240,
+    seededAt: "2026-01-01T00:00:00.000Z",
+  };
+  const { snapshotId: _id, snapshotBytes: _bytes, seededAt: _at, ...inputs } = olds;
+
+  it("sees no change when only the outputs differ from the inputs", async () => {
+    const { diffCanonical } = await import("../../infra/canonical");
+    assert.deepEqual(diffCanonical(olds, inputs), { changes: false, replaces: [], deleteBeforeReplace: false });
+  });
+
+  it("updates in place for a new known-good, health, timeout or store", async () => {
+    const { diffCanonical } = await import("../../infra/canonical");
+    for (const change of [
+      { knownGood: "1.0.1+1.0" },
+      { health: { path: "/ready" } },
+      { deployTimeoutMs: 120_000 },
+      { snapshot: { ...inputs.snapshot, store: "other_store" } },
+    ]) {
+      assert.deepEqual(diffCanonical(olds, { ...inputs, ...change }), { changes: true, replaces: [], deleteBeforeReplace: false }, JSON.stringify(change));
+    }
+  });
+
+  it("replaces (seeding the new one first) when the domain moves", async () => {
+    const { diffCanonical } = await import("../../infra/canonical");
+    assert.deepEqual(diffCanonical(olds, { ...inputs, domain: "warm-custom-html.ci.example" }), {
+      changes: true,
+      replaces: ["domain"],
+      deleteBeforeReplace: false,
+    });
+  });
+});
+
+describe("promote's checks", () => {
+  const facts = { recipe: "custom-html", version: "1.1.0+1.1", enrolled: ["custom-html"], released: ["1.0.0+1.0", "1.0.1+1.0", "1.1.0+1.1"], knownGood: "1.0.1+1.0" };
+
+  it("goes ahead for a newer release and does nothing for the current known-good", () => {
+    assert.equal(checkPromotion(facts), "promote");
+    assert.equal(checkPromotion({ ...facts, version: "1.0.1+1.0" }), "current");
+  });
+
+  it("refuses an unknown recipe, an unreleased version and an older version, saying why", () => {
+    assert.throws(() => checkPromotion({ ...facts, recipe: "nextcloud" }), (error: unknown) => error instanceof PromoteError && /recipe nextcloud is not enrolled in the warm stack \(enrolled: custom-html\)/.test(error.message));
+    assert.throws(() => checkPromotion({ ...facts, version: "1.2.0+1.2" }), /1\.2\.0\+1\.2 is not a released version of custom-html \(released: 1\.0\.0\+1\.0, 1\.0\.1\+1\.0, 1\.1\.0\+1\.1\)/);
+    assert.throws(() => checkPromotion({ ...facts, version: "1.0.0+1.0" }), /1\.0\.0\+1\.0 is older than custom-html's known-good 1\.0\.1\+1\.0/);
+  });
+});
