@@ -5,6 +5,7 @@ import { createDeployer, DeployerSettings } from "./adapters/deployers";
 import { probeHttp } from "./adapters/health";
 import { deleteSnapshot, restoreSnapshot, takeSnapshot } from "./adapters/snapshots";
 import { assertDomain, assertRecipeName, stackNameForDomain } from "./naming";
+import { withoutUndefined } from "./provider-outputs";
 import { isVersion } from "./versions";
 
 /**
@@ -75,7 +76,11 @@ const OWNER_MARK = "warmstack/warm";
 // of warmstack: the closures only load this module at run time (the provider process runs in the
 // program's directory, dist/stacks) and call its named steps.
 function steps(): typeof import("./warm-app") {
-  return require(require("node:path").resolve("../infra/warm-app"));
+  const path = require("node:path");
+  // The provider process runs in the directory of the program's main: dist/stacks with
+  // Pulumi.yaml's main, the project root for an inline program whose main is the project.
+  const besideStacks = path.resolve("../infra/warm-app.js");
+  return require(require("node:fs").existsSync(besideStacks) ? besideStacks : path.resolve("dist/infra/warm-app.js"));
 }
 
 const warmAppProvider: pulumi.dynamic.ResourceProvider = {
@@ -202,7 +207,6 @@ function outputsAfter(
   inputs: WarmAppInputs,
   outcome: { deployed: string; appSecrets: Record<string, string>; rollbackReason?: string; snapshotId?: string; lastGood?: string },
 ): WarmAppOutputs {
-  // The engine's struct encoding refuses undefined values: leave absent outputs out.
   return withoutUndefined({
     ...inputs,
     deployedVersion: outcome.deployed,
@@ -215,9 +219,6 @@ function outputsAfter(
   });
 }
 
-function withoutUndefined<T extends object>(value: T): T {
-  return Object.fromEntries(Object.entries(value).filter(([, entry]) => entry !== undefined)) as T;
-}
 
 export async function updateWarmApp(olds: WarmAppOutputs, news: WarmAppInputs): Promise<pulumi.dynamic.UpdateResult> {
   const deployer = deployerFor(news);

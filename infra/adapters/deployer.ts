@@ -49,6 +49,8 @@ export interface DeployResult {
 
 export interface Deployer {
   readonly kind: "stack" | "abra";
+  /** The recipe's checkout ($ABRA_DIR/recipes/<recipe>). */
+  recipeDir(recipe: string): string;
   newApp(app: AppRef, options?: NewAppOptions): Promise<NewAppResult>;
   deploy(app: AppRef, options: DeployOptions): Promise<DeployResult>;
   /** Returns only when the stack's services, containers and networks are gone; volumes stay. */
