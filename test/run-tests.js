@@ -26,7 +26,7 @@ const files = kinds.flatMap((kind) =>
     .sort((a, b) => rank(a) - rank(b) || a.localeCompare(b))
     .map((name) => path.join(compiled, kind, name)),
 );
-const concurrency = process.env.WARMSTACK_TEST_CONCURRENCY ?? "4";
+const concurrency = process.env.WARMSTACK_TEST_CONCURRENCY ?? "3";
 const result = spawnSync(
   process.execPath,
   ["--test", `--test-concurrency=${concurrency}`, "--test-reporter=spec", ...files],

@@ -151,7 +151,8 @@ export async function serviceTasks(serviceId: string): Promise<TaskState[]> {
       image: task.Image ?? "",
       desiredState: task.DesiredState ?? "",
       currentState: task.CurrentState ?? "",
-      error: task.Error ?? "",
+      // docker quotes the error inside the JSON value
+      error: (task.Error ?? "").replace(/^"(.*)"$/, "$1"),
     };
   });
 }

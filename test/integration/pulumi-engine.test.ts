@@ -92,7 +92,7 @@ describe("the real pulumi CLI in the project directory (bed language host)", () 
     const up = await project.pulumi(["up", "-s", "warm", "--yes"]);
     assert.equal(up.exitCode, 0, up.output);
     const outputs = await project.pulumi(["stack", "output", "-s", "warm", "--json"]);
-    assert.deepEqual(JSON.parse(outputs.output), { plan: [], holds: [], deployed: {} });
+    assert.deepEqual(JSON.parse(outputs.output), { plan: [], holds: [], deployed: {}, canonicals: {} });
 
     const runner = await execa("node", [path.join(REPO_ROOT, "dist", "runner", "cli.js"), "preview", "--json"], {
       env: project.env(),

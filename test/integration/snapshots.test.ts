@@ -243,18 +243,19 @@ describe("volume snapshots through a helper service on the volumes' node", () =>
   it("keeps the previous snapshot whole when the helper is killed mid-snapshot", async (t) => {
     const big = await newVolume("kill-big");
     const app = appKey("kill");
-    await withVolumes([big], "d=$(echo /v/*); head -c 50000000 /dev/urandom >\"$d/random.bin\"; echo one >\"$d/version\"");
+    await withVolumes([big], "d=$(echo /v/*); head -c 200000000 /dev/urandom >\"$d/random.bin\"; echo one >\"$d/version\"");
     const oldTree = await treeHash([big]);
     const started = Date.now();
     const old = await takeSnapshot({ app, volumes: [big] }, OPTIONS);
-    t.diagnostic(`snapshot of 50 MB: ${Date.now() - started} ms, ${old.bytes} bytes`);
+    t.diagnostic(`snapshot of 200 MB: ${Date.now() - started} ms, ${old.bytes} bytes`);
 
-    await withVolumes([big], "d=$(echo /v/*); head -c 50000000 /dev/urandom >\"$d/random.bin\"; echo two >\"$d/version\"");
+    await withVolumes([big], "d=$(echo /v/*); head -c 200000000 /dev/urandom >\"$d/random.bin\"; echo two >\"$d/version\"");
     const attempt = takeSnapshot({ app, volumes: [big] }, OPTIONS).then(
       (info) => ({ info, error: undefined }),
       (error: unknown) => ({ info: undefined, error }),
     );
     // Kill it while it writes the new tar: the partial file exists and the switch has not happened.
+    // 200 MB keep the helper writing for seconds, even on a loaded machine.
     const helper = await waitUntil(
       "the snapshot helper to be writing",
       async () => {

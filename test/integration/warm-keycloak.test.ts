@@ -1,4 +1,4 @@
-import { after, describe, it } from "node:test";
+import { describe, it, TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { snapshotInfo, takeSnapshot } from "../../infra/adapters/snapshots";
 import { docker } from "../../infra/adapters/swarm";
@@ -12,15 +12,10 @@ import { WarmStackFixture } from "../support/warm-stack";
  * version with its data (a marker realm) intact.
  */
 const BASE = "1.0.0+26.5.6";
-const fixtures: WarmStackFixture[] = [];
-
-after(async () => {
-  for (const fixture of fixtures) await fixture.dispose();
-});
-
-async function warmKeycloakWithMarker(initialTags: readonly string[]) {
+/** Each test's Keycloak goes as soon as the test ends: idle Keycloaks still cost memory and CPU. */
+async function warmKeycloakWithMarker(t: TestContext, initialTags: readonly string[]) {
   const fixture = await WarmStackFixture.create([{ kind: "keycloak", initialTags }]);
-  fixtures.push(fixture);
+  t.after(() => fixture.dispose());
   const first = await fixture.up();
   assert.equal(first.exitCode, 0, first.output);
   const appSecrets = (await fixture.resourceOutputs("keycloak", true)).appSecrets as Record<string, string>;
@@ -31,9 +26,36 @@ async function warmKeycloakWithMarker(initialTags: readonly string[]) {
   return { fixture, password, first: first.output };
 }
 
-describe("warm Keycloak", { concurrency: true }, () => {
-  it("upgrades 26.5.6 → 26.7.3 through plain pulumi up, keeping its data; a second up restarts nothing; no secret leaks", async () => {
-    const { fixture, password, first } = await warmKeycloakWithMarker([BASE]);
+// Three Keycloaks at a time (plus the shared one) is what two cores boot within the deploy timeout
+// while other suites run; the slowest path (a health check that never passes) starts first.
+describe("warm Keycloak", { concurrency: 3 }, () => {
+  for (const broken of [
+    { tag: "1.5.2+26.7.3", path: "deploys but fails health", reason: /\/realms\/master: HTTP 404|timed out/ },
+    { tag: "1.5.0+26.7.3", path: "target fails validation", reason: /undeclared_secret/ },
+    { tag: "1.5.1+26.7.3", path: "deploy does not converge", reason: /gave up|timed out/ },
+  ]) {
+    it(`rolls back when the ${broken.path}, restoring the pre-upgrade snapshot`, async (t) => {
+      const { fixture, password } = await warmKeycloakWithMarker(t, [BASE]);
+      const before = await fixture.resourceOutputs("keycloak");
+      await fixture.abra.releaseTags("keycloak", [broken.tag]);
+      const up = await fixture.up();
+      assert.notEqual(up.exitCode, 0, "a rolled-back upgrade fails the run loudly");
+
+      assert.equal(await fixture.deployer().currentVersion(fixture.app("keycloak")), BASE);
+      assert.ok(await realmExists(await keycloakAdmin(fixture.domains.keycloak!, password), "marker"), "marker realm intact");
+      const after = await fixture.resourceOutputs("keycloak");
+      assert.equal(after.lastGood, before.lastGood, "lastGood unchanged");
+      assert.equal(after.rolledBack, true);
+      const alerts = (await fixture.alerts()).filter((alert) => alert.outcome !== "upgraded");
+      assert.equal(alerts.length, 1, JSON.stringify(alerts));
+      assert.equal(alerts[0]!.outcome, "rolled-back");
+      assert.equal(alerts[0]!.to, broken.tag);
+      assert.match(alerts[0]!.reason, broken.reason);
+    });
+  }
+
+  it("upgrades 26.5.6 → 26.7.3 through plain pulumi up, keeping its data; a second up restarts nothing; no secret leaks", async (t) => {
+    const { fixture, password, first } = await warmKeycloakWithMarker(t, [BASE]);
     const before = await fixture.resourceOutputs("keycloak");
     assert.equal(before.lastGood, BASE);
 
@@ -63,33 +85,8 @@ describe("warm Keycloak", { concurrency: true }, () => {
     assert.equal(everything.includes("test-bed-passphrase"), false, "nor does the state passphrase");
   });
 
-  for (const broken of [
-    { tag: "1.5.0+26.7.3", path: "target fails validation", reason: /undeclared_secret/ },
-    { tag: "1.5.1+26.7.3", path: "deploy does not converge", reason: /gave up|timed out/ },
-    { tag: "1.5.2+26.7.3", path: "deploys but fails health", reason: /\/realms\/master: HTTP 404|timed out/ },
-  ]) {
-    it(`rolls back when the ${broken.path}, restoring the pre-upgrade snapshot`, async () => {
-      const { fixture, password } = await warmKeycloakWithMarker([BASE]);
-      const before = await fixture.resourceOutputs("keycloak");
-      await fixture.abra.releaseTags("keycloak", [broken.tag]);
-      const up = await fixture.up();
-      assert.notEqual(up.exitCode, 0, "a rolled-back upgrade fails the run loudly");
-
-      assert.equal(await fixture.deployer().currentVersion(fixture.app("keycloak")), BASE);
-      assert.ok(await realmExists(await keycloakAdmin(fixture.domains.keycloak!, password), "marker"), "marker realm intact");
-      const after = await fixture.resourceOutputs("keycloak");
-      assert.equal(after.lastGood, before.lastGood, "lastGood unchanged");
-      assert.equal(after.rolledBack, true);
-      const alerts = (await fixture.alerts()).filter((alert) => alert.outcome !== "upgraded");
-      assert.equal(alerts.length, 1, JSON.stringify(alerts));
-      assert.equal(alerts[0]!.outcome, "rolled-back");
-      assert.equal(alerts[0]!.to, broken.tag);
-      assert.match(alerts[0]!.reason, broken.reason);
-    });
-  }
-
-  it("a rollback that itself fails alerts loudly and leaves the snapshot untouched", async () => {
-    const { fixture } = await warmKeycloakWithMarker([BASE]);
+  it("a rollback that itself fails alerts loudly and leaves the snapshot untouched", async (t) => {
+    const { fixture } = await warmKeycloakWithMarker(t, [BASE]);
     await fixture.abra.releaseTags("keycloak", ["1.5.0+26.7.3"]);
     // The previous version cannot be deployed again: its tag is gone from the recipe.
     await fixture.abra.keepOnlyTags("keycloak", ["1.5.0+26.7.3"]);

@@ -70,7 +70,7 @@ export class WarmStackFixture {
           kind: "stateful",
           domain: fixture.domains.keycloak,
           health: { path: "/realms/master" },
-          deployTimeoutSeconds: app.deployTimeoutSeconds ?? 240,
+          deployTimeoutSeconds: app.deployTimeoutSeconds ?? 300,
         };
       } else {
         fixture.traefikPort = await freePort();

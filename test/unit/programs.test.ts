@@ -48,7 +48,7 @@ describe("stack programs (Pulumi mocks)", () => {
       "warmstack:alertDir": "/srv/alerts",
     };
     setConfig(valid);
-    assert.deepEqual(await warmProgram(), { plan: [], holds: [], deployed: {} });
+    assert.deepEqual(await warmProgram(), { plan: [], holds: [], deployed: {}, canonicals: {} });
 
     registered.length = 0;
     setConfig({ ...valid, "warmstack:baseDomain": "not a domain" });
