@@ -73,8 +73,7 @@ const OWNER_KEY = "WARMSTACK_OWNER";
 const OWNER_MARK = "warmstack/warm";
 
 // The provider's code is stored in state and used again for deletes, possibly by a later version
-// of warmstack: the closures only load this module at run time (the provider process runs in the
-// program's directory, dist/stacks) and call its named steps.
+// of warmstack: the closures only load this module at run time and call its named steps.
 function steps(): typeof import("./warm-app") {
   const path = require("node:path");
   // The provider process runs in the directory of the program's main: dist/stacks with
