@@ -56,7 +56,7 @@ const canonicalSchema = z
 export type CanonicalConfig = z.infer<typeof canonicalSchema>;
 
 // Keys are checked here rather than by z.record's key schema, whose error says only "Invalid key".
-export const canonicalsSchema = z.record(z.string(), canonicalSchema).superRefine((canonicals, context) => {
+const canonicalsSchema = z.record(z.string(), canonicalSchema).superRefine((canonicals, context) => {
   for (const recipe of Object.keys(canonicals)) {
     const checked = recipeNameSchema.safeParse(recipe);
     if (!checked.success) context.addIssue({ code: "custom", path: [recipe], message: checked.error.issues[0]?.message ?? "is not a valid recipe name" });
@@ -100,6 +100,15 @@ export const runConfigSchema = z
     server: serverNameSchema.default("default"),
     abraDir: absolutePath,
     proxyUrl: loopbackUrl,
+    dnsrrEndpoints: z.boolean().default(true),
+    /** Holds the cross-process Keycloak write lock. */
+    stateDir: absolutePath,
+    /** The recipe declares a single-sign-on dependency on Keycloak. */
+    sso: z.boolean().default(false),
+    /** The shared live-warm Keycloak's domain; unset or unhealthy → a cold Keycloak in this stack. */
+    keycloakDomain: domainSchema.optional(),
+    /** Version of the cold Keycloak fallback; default: the keycloak recipe's newest release. */
+    coldKeycloakVersion: z.string().default(""),
   })
   .strict();
 export type RunConfig = z.infer<typeof runConfigSchema>;

@@ -26,6 +26,12 @@ export interface RunRealmArgs {
   stateDir: pulumi.Input<string>;
   /** The app under test's domain, allowed as the client's redirect target; without it only direct grants work. */
   appDomain?: pulumi.Input<string>;
+  /**
+   * Only for a cold Keycloak this run deployed itself (the cold fallback): its admin password was
+   * generated in this stack and lives only in its encrypted state. The shared Keycloak's
+   * credentials always come from the environment.
+   */
+  coldAdminPassword?: pulumi.Input<string>;
 }
 
 interface RunRealmInputs {
@@ -36,6 +42,7 @@ interface RunRealmInputs {
   proxyUrl: string;
   stateDir: string;
   appDomain?: string;
+  coldAdminPassword?: string;
 }
 
 interface RunRealmOutputs extends RunRealmInputs {
@@ -98,7 +105,7 @@ export class RunRealm extends pulumi.dynamic.Resource {
         testUserPassword: undefined,
         createdAt: undefined,
       },
-      { ...opts, additionalSecretOutputs: ["clientSecret", "testUserPassword"] },
+      { ...opts, additionalSecretOutputs: ["clientSecret", "testUserPassword", "coldAdminPassword"] },
     );
   }
 }
@@ -151,9 +158,11 @@ export function updateRunRealm(olds: RunRealmOutputs, news: RunRealmInputs): pul
  * `pulumi`): WARMSTACK_KEYCLOAK_ADMIN_USER (default admin) and WARMSTACK_KEYCLOAK_ADMIN_PASSWORD or
  * a file named by WARMSTACK_KEYCLOAK_ADMIN_PASSWORD_FILE.
  */
-export async function adminConnection(inputs: Pick<RunRealmInputs, "keycloakDomain" | "proxyUrl" | "stateDir">): Promise<KeycloakAdmin> {
+export async function adminConnection(
+  inputs: Pick<RunRealmInputs, "keycloakDomain" | "proxyUrl" | "stateDir" | "coldAdminPassword">,
+): Promise<KeycloakAdmin> {
   const env = process.env;
-  let adminPassword = env.WARMSTACK_KEYCLOAK_ADMIN_PASSWORD;
+  let adminPassword = inputs.coldAdminPassword ?? env.WARMSTACK_KEYCLOAK_ADMIN_PASSWORD;
   const passwordFile = env.WARMSTACK_KEYCLOAK_ADMIN_PASSWORD_FILE;
   if (!adminPassword && passwordFile) {
     try {

@@ -67,7 +67,14 @@ describe("stack config", () => {
   });
 
   it("validates run-stack refs, PR numbers and modes", () => {
-    const base = { recipe: "custom-html", hex: "a1b2c3", baseDomain: "warm.test", abraDir: "/tmp/abra", proxyUrl: "http://127.0.0.1:1" };
+    const base = {
+      recipe: "custom-html",
+      hex: "a1b2c3",
+      baseDomain: "warm.test",
+      abraDir: "/tmp/abra",
+      proxyUrl: "http://127.0.0.1:1",
+      stateDir: "/tmp/state",
+    };
     assert.equal(parseConfig(runConfigSchema, { ...base, pr: "42" }, "run").pr, 42);
     assert.equal(parseConfig(runConfigSchema, base, "run").mode, "cold");
     for (const [field, value] of [
