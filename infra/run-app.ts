@@ -3,7 +3,7 @@ import type { AppRef, Deployer, HealthSpec } from "./adapters/deployer";
 import { createDeployer, DeployerSettings } from "./adapters/deployers";
 import { isCommitRef, releasedVersions } from "./adapters/recipes";
 import { assertDomain, assertRecipeName, parseRunStackName } from "./naming";
-import { withoutUndefined } from "./provider-outputs";
+import { inputChecker, withoutUndefined } from "./provider-support";
 import { isVersion } from "./versions";
 
 /**
@@ -94,14 +94,7 @@ function appRef(inputs: RunAppInputs): AppRef {
 }
 
 export async function checkRunApp(news: RunAppInputs): Promise<pulumi.dynamic.CheckResult> {
-  const failures: pulumi.dynamic.CheckFailure[] = [];
-  const check = (property: string, test: () => void) => {
-    try {
-      test();
-    } catch (error) {
-      failures.push({ property, reason: (error as Error).message });
-    }
-  };
+  const { check, failures } = inputChecker();
   check("recipe", () => assertRecipeName(news.recipe));
   check("domain", () => assertDomain(news.domain));
   check("stack", () => {

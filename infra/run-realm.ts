@@ -4,6 +4,7 @@ import { readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { KeycloakAdmin } from "./adapters/keycloak";
 import { assertDomain, assertHex6, assertRecipeName, assertRunRealmName, parseRunStackName, runRealmName } from "./naming";
+import { inputChecker } from "./provider-support";
 
 /**
  * RunRealm: one CI run's realm `<recipe>-<hex6>` on the shared live-warm Keycloak, with a
@@ -113,14 +114,7 @@ export class RunRealm extends pulumi.dynamic.Resource {
 // The steps below run in the dynamic-provider process.
 
 export async function checkRunRealm(news: RunRealmInputs): Promise<pulumi.dynamic.CheckResult> {
-  const failures: pulumi.dynamic.CheckFailure[] = [];
-  const check = (property: string, test: () => void) => {
-    try {
-      test();
-    } catch (error) {
-      failures.push({ property, reason: (error as Error).message });
-    }
-  };
+  const { check, failures } = inputChecker();
   check("recipe", () => assertRecipeName(news.recipe));
   check("hex", () => assertHex6(news.hex));
   check("stack", () => {

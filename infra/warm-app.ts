@@ -5,7 +5,7 @@ import { createDeployer, DeployerSettings } from "./adapters/deployers";
 import { probeHttp } from "./adapters/health";
 import { deleteSnapshot, restoreSnapshot, takeSnapshot } from "./adapters/snapshots";
 import { assertDomain, assertRecipeName, stackNameForDomain } from "./naming";
-import { withoutUndefined } from "./provider-outputs";
+import { inputChecker, withoutUndefined } from "./provider-support";
 import { isVersion } from "./versions";
 
 /**
@@ -129,14 +129,7 @@ function appRef(inputs: WarmAppInputs): AppRef {
 }
 
 export async function checkWarmApp(news: WarmAppInputs): Promise<pulumi.dynamic.CheckResult> {
-  const failures: pulumi.dynamic.CheckFailure[] = [];
-  const check = (property: string, test: () => void) => {
-    try {
-      test();
-    } catch (error) {
-      failures.push({ property, reason: (error as Error).message });
-    }
-  };
+  const { check, failures } = inputChecker();
   check("recipe", () => assertRecipeName(news.recipe));
   check("domain", () => assertDomain(news.domain));
   check("version", () => {
