@@ -3,7 +3,8 @@ import type { AppRef, Deployer, HealthSpec } from "./adapters/deployer";
 import { createDeployer, DeployerSettings } from "./adapters/deployers";
 import { deleteSnapshot, restoreSnapshot, snapshotInfo, SnapshotInfo, SnapshotOptions, SnapshotTarget, takeSnapshot } from "./adapters/snapshots";
 import { assertDomain, assertRecipeName, stackNameForDomain } from "./naming";
-import { isVersion } from "./versions";
+import { inputChecker, withoutUndefined } from "./provider-support";
+import { compareVersions, isVersion, parseVersion } from "./versions";
 
 /**
  * Canonical: the data-warm copy of an enrolled recipe at `warm-<recipe>.<base>`. Idle means
@@ -51,10 +52,13 @@ const OWNER_KEY = "WARMSTACK_OWNER";
 const OWNER_MARK = "warmstack/warm";
 
 // The provider's code is stored in state and used again for deletes, possibly by a later version
-// of warmstack: the closures only load this module at run time (the provider process runs in the
-// program's directory, dist/stacks) and call its named steps.
+// of warmstack: the closures only load this module at run time and call its named steps.
 function steps(): typeof import("./canonical") {
-  return require(require("node:path").resolve("../infra/canonical"));
+  const path = require("node:path");
+  // The provider process runs in the directory of the program's main: dist/stacks with
+  // Pulumi.yaml's main, the project root for an inline program whose main is the project.
+  const besideStacks = path.resolve("../infra/canonical.js");
+  return require(require("node:fs").existsSync(besideStacks) ? besideStacks : path.resolve("dist/infra/canonical.js"));
 }
 
 const canonicalProvider: pulumi.dynamic.ResourceProvider = {
@@ -94,14 +98,7 @@ function snapshotOptions(settings: CanonicalSnapshotSettings): SnapshotOptions {
 }
 
 export async function checkCanonical(news: CanonicalInputs): Promise<pulumi.dynamic.CheckResult> {
-  const failures: pulumi.dynamic.CheckFailure[] = [];
-  const check = (property: string, test: () => void) => {
-    try {
-      test();
-    } catch (error) {
-      failures.push({ property, reason: (error as Error).message });
-    }
-  };
+  const { check, failures } = inputChecker();
   check("recipe", () => assertRecipeName(news.recipe));
   check("domain", () => stackNameForDomain(assertDomain(news.domain)));
   check("knownGood", () => {
@@ -179,11 +176,6 @@ function outputsOf(inputs: CanonicalInputs, snapshot: { id: string; bytes: numbe
   return withoutUndefined({ ...inputs, snapshotId: snapshot.id, snapshotBytes: snapshot.bytes, seededAt: snapshot.takenAt });
 }
 
-// The engine's struct encoding refuses undefined values.
-function withoutUndefined<T extends object>(value: T): T {
-  return Object.fromEntries(Object.entries(value).filter(([, entry]) => entry !== undefined)) as T;
-}
-
 function reasonOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -194,6 +186,13 @@ export async function updateCanonical(olds: CanonicalOutputs, news: CanonicalInp
   const known = { id: olds.snapshotId, bytes: olds.snapshotBytes, takenAt: olds.seededAt };
   if (!promoted && !moved) return { outs: outputsOf(news, known) };
 
+  if (promoted && compareVersions(parseVersion(news.knownGood), parseVersion(olds.knownGood)) < 0) {
+    // Data that a newer version has migrated may not work with an older one.
+    throw new Error(
+      `canonical ${news.recipe}: refusing to move the known-good back from ${olds.knownGood} to ${news.knownGood}; ` +
+        `set warmstack:canonicals.${news.recipe}.knownGood to ${olds.knownGood} again, or de-enrol and re-enrol the recipe to start over`,
+    );
+  }
   const deployer = createDeployer(news.deployerSettings);
   const app = appRef(news);
   // Idle by contract; a crashed earlier attempt may have left it deployed.
@@ -213,8 +212,9 @@ export async function updateCanonical(olds: CanonicalOutputs, news: CanonicalInp
     snapshot = await takeSnapshot(target, snapshotOptions(news.snapshot));
   } catch (error) {
     await backToKnownGood(deployer, olds, target, hasKnownGood, error);
+    const what = promoted ? `${news.knownGood} did not become the known-good` : `moving its snapshot to store ${news.snapshot.store} failed`;
     throw new Error(
-      `canonical ${news.recipe}: ${news.knownGood} did not become the known-good: ${reasonOf(error)}. ` +
+      `canonical ${news.recipe}: ${what}: ${reasonOf(error)}. ` +
         `The known-good stays ${olds.knownGood} with its snapshot ${olds.snapshotId}; the canonical is idle at ${olds.knownGood}.`,
     );
   }

@@ -2,6 +2,7 @@
 import { Command, CommanderError } from "commander";
 import { registerPreview } from "./commands/preview";
 import { registerPromote } from "./commands/promote";
+import { registerReap } from "./commands/reap";
 import { registerStatus } from "./commands/status";
 import { registerUp } from "./commands/up";
 
@@ -20,6 +21,7 @@ function buildProgram(): Command {
   registerPreview(program);
   registerPromote(program);
   registerStatus(program);
+  registerReap(program);
   return program;
 }
 

@@ -40,6 +40,8 @@ export interface PromoteResult {
   snapshotBytes?: number;
   seededAt?: string;
   error?: string;
+  /** The canonical was promoted, but the same `up` failed elsewhere in the warm program. */
+  warning?: string;
   elapsedMs: number;
 }
 
@@ -218,6 +220,11 @@ export async function promote(request: PromoteRequest, progress: Progress): Prom
     await upCanonical(stack, recipe, lockDeadline, progress, request.lockTimeoutSeconds);
   } catch (error) {
     const reason = reasonOf(error);
+    const landed = await canonicalState(stack, recipe);
+    if (landed?.knownGood === version) {
+      // The canonical was promoted and something else in the program failed: the config is right.
+      return result({ ok: true, from: from.knownGood, knownGood: version, changed: true, ...snapshotOf(landed), warning: `the up reported a failure elsewhere: ${reason}` });
+    }
     await withConfigLock(settings.stateDir, lockTimeoutMs, async () => {
       // Back to what the state holds (or, before the first seed, the config held), unless someone
       // has set another version meanwhile.
@@ -235,11 +242,13 @@ export async function promote(request: PromoteRequest, progress: Progress): Prom
     from: from.knownGood,
     knownGood: state?.knownGood ?? null,
     changed: true,
-    snapshotId: state?.snapshotId,
-    snapshotBytes: state?.snapshotBytes,
-    seededAt: state?.seededAt,
+    ...snapshotOf(state),
     error: state?.knownGood === version ? undefined : `the up succeeded but the state names ${state?.knownGood ?? "no known-good"}`,
   });
+}
+
+function snapshotOf(state: CanonicalOutputs | undefined) {
+  return { snapshotId: state?.snapshotId, snapshotBytes: state?.snapshotBytes, seededAt: state?.seededAt };
 }
 
 export function renderPromote(result: PromoteResult): string {
@@ -250,7 +259,8 @@ export function renderPromote(result: PromoteResult): string {
   if (!result.changed) return `promote ${result.recipe}: ${result.version} already is the known-good; nothing changed\n`;
   return (
     `promote ${result.recipe}: known-good ${result.from ?? "(none)"} → ${result.knownGood} in ${seconds}s\n` +
-    `  snapshot ${result.snapshotId} (${result.snapshotBytes} bytes, taken ${result.seededAt})\n`
+    `  snapshot ${result.snapshotId} (${result.snapshotBytes} bytes, taken ${result.seededAt})\n` +
+    (result.warning ? `  warning: ${result.warning}\n` : "")
   );
 }
 

@@ -57,40 +57,54 @@ async function leaseOf(stateDir: string, recipe: string): Promise<{ leased: bool
   }
 }
 
-export async function warmStatus(now = new Date()): Promise<StatusReport> {
-  const settings = runnerSettings();
-  const stack = await selectStack("warm", settings);
-  // Only the alert directory is needed: status works on a stack whose config is incomplete, too.
-  const alertDir = (await stack.getAllConfig())["warmstack:alertDir"]?.value ?? path.join(settings.stateDir, "alerts");
-  const resources = await warmResources(stack);
-  const warmApps: WarmAppStatus[] = [];
-  const canonicals: CanonicalStatus[] = [];
-  for (const { outputs } of resources) {
-    if (typeof outputs.deployedVersion === "string") {
-      warmApps.push({
+/** Reads one resource's last outputs as a warm app or a canonical; anything else is not reported. */
+export function describeResource(
+  outputs: Record<string, unknown>,
+  now: Date,
+): { kind: "warm-app"; status: WarmAppStatus } | { kind: "canonical"; status: Omit<CanonicalStatus, "state" | "lease"> } | undefined {
+  if (typeof outputs.deployedVersion === "string") {
+    return {
+      kind: "warm-app",
+      status: {
         app: String(outputs.app),
         domain: String(outputs.domain),
         deployedVersion: outputs.deployedVersion,
         lastGood: String(outputs.lastGood),
         rolledBack: outputs.rolledBack === true,
-        rollbackReason: typeof outputs.rollbackReason === "string" ? outputs.rollbackReason : undefined,
+        ...(typeof outputs.rollbackReason === "string" ? { rollbackReason: outputs.rollbackReason } : {}),
         lastCheckedAt: String(outputs.lastCheckedAt),
-      });
-    } else if (typeof outputs.snapshotId === "string") {
-      const recipe = String(outputs.recipe);
-      const seededAt = String(outputs.seededAt);
-      const { leased, lease } = await leaseOf(settings.stateDir, recipe);
-      canonicals.push({
-        recipe,
-        domain: String(outputs.domain),
-        knownGood: String(outputs.knownGood),
-        snapshotId: outputs.snapshotId,
-        snapshotBytes: Number(outputs.snapshotBytes),
-        seededAt,
-        snapshotAgeSeconds: Math.max(0, Math.round((now.getTime() - Date.parse(seededAt)) / 1000)),
-        state: leased ? "leased" : "idle",
-        ...(leased ? { lease } : {}),
-      });
+      },
+    };
+  }
+  if (typeof outputs.snapshotId !== "string") return undefined;
+  const seededAt = String(outputs.seededAt);
+  return {
+    kind: "canonical",
+    status: {
+      recipe: String(outputs.recipe),
+      domain: String(outputs.domain),
+      knownGood: String(outputs.knownGood),
+      snapshotId: outputs.snapshotId,
+      snapshotBytes: Number(outputs.snapshotBytes),
+      seededAt,
+      snapshotAgeSeconds: Math.max(0, Math.round((now.getTime() - Date.parse(seededAt)) / 1000)),
+    },
+  };
+}
+
+export async function warmStatus(now = new Date()): Promise<StatusReport> {
+  const settings = runnerSettings();
+  const stack = await selectStack("warm", settings);
+  // Only the alert directory is needed: status works on a stack whose config is incomplete, too.
+  const alertDir = (await stack.getAllConfig())["warmstack:alertDir"]?.value ?? path.join(settings.stateDir, "alerts");
+  const warmApps: WarmAppStatus[] = [];
+  const canonicals: CanonicalStatus[] = [];
+  for (const { outputs } of await warmResources(stack)) {
+    const described = describeResource(outputs, now);
+    if (described?.kind === "warm-app") warmApps.push(described.status);
+    if (described?.kind === "canonical") {
+      const { leased, lease } = await leaseOf(settings.stateDir, described.status.recipe);
+      canonicals.push({ ...described.status, state: leased ? "leased" : "idle", ...(leased ? { lease } : {}) });
     }
   }
   const outputs = await stack.outputs();

@@ -86,7 +86,7 @@ async function processesOf(fixture: CanonicalStackFixture): Promise<number[]> {
 }
 
 describe("canonicals on the bed", { concurrency: true }, () => {
-  describe("a canonical of the data app: seed, data-warm, restore, promote", () => {
+  describe("a canonical of the data app: seed, data-warm, restore, promote", { concurrency: false }, () => {
     let fixture: CanonicalStackFixture;
     let volume: string;
     let prefilled: string;
@@ -232,6 +232,20 @@ describe("canonicals on the bed", { concurrency: true }, () => {
       assert.match(String(current.stdout), /1\.0\.1\+1\.0 already is the known-good; nothing changed/);
     });
 
+    it("an older known-good set by hand is refused by the canonical itself, changing nothing", async () => {
+      const state = await fixture.canonical(recipe);
+      const tree = await treeHash([volume]);
+      await fixture.enrol([{ recipe, tags: [], knownGood: V100, deployTimeoutSeconds: 30 }]);
+      const up = await fixture.up();
+      assert.notEqual(up.exitCode, 0, up.output);
+      assert.match(up.output, /refusing to move the known-good back from 1\.0\.1\+1\.0 to 1\.0\.0\+1\.0/);
+      assert.deepEqual(await fixture.canonical(recipe), state);
+      assert.equal(await treeHash([volume]), tree);
+      assert.equal(await fixture.deployer().envVersion(fixture.app(recipe)), V101);
+      assert.ok(await isIdle(fixture, recipe));
+      await fixture.enrol([{ recipe, tags: [], knownGood: V101, deployTimeoutSeconds: 30 }]);
+    });
+
     it("status shows the canonical's known-good, snapshot size and age, idle or leased", async () => {
       const state = await fixture.canonical(recipe);
       const status = async () => {
@@ -261,7 +275,7 @@ describe("canonicals on the bed", { concurrency: true }, () => {
     });
   });
 
-  describe("a canonical and a SIGKILL during its snapshot step", () => {
+  describe("a canonical and a SIGKILL during its snapshot step", { concurrency: false }, () => {
     it("keeps the previous snapshot intact, and the next up completes the promotion", async () => {
       const recipe = "custom-html";
       const fixture = await stackWith([{ recipe, tags: [V100, V101], knownGood: V100 }]);
@@ -291,7 +305,17 @@ describe("canonicals on the bed", { concurrency: true }, () => {
         all: true,
       });
       await partialSeen;
-      process.kill(-up.pid!, "SIGKILL");
+      // Pulumi starts the language host and the dynamic provider in process groups of their own: a
+      // crash of the runner is the end of every process of this run, not only of the CLI's group.
+      const engine = await processesOf(fixture);
+      assert.ok(engine.length >= 3, `the CLI, language host and provider run (${engine.join(" ")})`);
+      for (const target of [-up.pid!, ...engine]) {
+        try {
+          process.kill(target, "SIGKILL");
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error;
+        }
+      }
       const killed = await up;
       assert.equal(killed.signal, "SIGKILL", String(killed.all));
       // The helper is a swarm service and outlives the runner; a crash of the node takes it down too,
@@ -328,7 +352,7 @@ describe("canonicals on the bed", { concurrency: true }, () => {
     });
   });
 
-  describe("two canonicals: queued promotes and de-enrolling one", () => {
+  describe("two canonicals: queued promotes and de-enrolling one", { concurrency: false }, () => {
     let fixture: CanonicalStackFixture;
     const unrelated = `wstest-unrelated-${randomBytes(3).toString("hex")}`;
 
@@ -339,7 +363,7 @@ describe("canonicals on the bed", { concurrency: true }, () => {
       ]);
       await swarm.docker(["volume", "create", unrelated]);
       extraVolumes.push(unrelated);
-      await withVolumes([unrelated], "echo keep >/v/*/keep.txt");
+      await withVolumes([unrelated], "cd /v/* && echo keep >keep.txt");
       const up = await fixture.up();
       assert.equal(up.exitCode, 0, up.output);
     });
@@ -405,9 +429,30 @@ describe("canonicals on the bed", { concurrency: true }, () => {
       assert.equal((await withVolumes([unrelated], "cat /v/*/keep.txt", { readOnly: true })).trim(), "keep", "unrelated volumes are untouched");
       assert.deepEqual(Object.keys((await fixture.outputs()).canonicals as object), ["sso-app"]);
     });
+
+    it("a new snapshot store moves the known-good snapshot, byte-identical, and empties the old one", async () => {
+      const state = await fixture.canonical("sso-app");
+      const oldStore = fixture.snapshotStore;
+      const newStore = `wstest_canon_moved_${randomBytes(3).toString("hex")}`;
+      extraVolumes.push(newStore);
+      const volumes = await fixture.deployer().volumes(fixture.app("sso-app"));
+      const tree = await treeHash(volumes);
+      await fixture.setConfig("snapshotStore", newStore);
+      const up = await fixture.up();
+      assert.equal(up.exitCode, 0, up.output);
+      const moved = await fixture.canonical("sso-app");
+      assert.equal(moved?.knownGood, state?.knownGood);
+      assert.equal(moved?.snapshotId, state?.snapshotId, "the same content gives the same snapshot");
+      const store = await storeState(newStore, fixture.snapshotKey("sso-app"));
+      assert.equal(store.sha, state?.snapshotId);
+      assert.equal(store.takenAt, moved?.seededAt);
+      assert.deepEqual((await storeState(oldStore, fixture.snapshotKey("sso-app"))).entries, [], "the old store holds nothing of it");
+      assert.equal(await treeHash(volumes), tree);
+      assert.ok(await isIdle(fixture, "sso-app"));
+    });
   });
 
-  describe("enrolling bad input: a clear error, nothing changed", () => {
+  describe("enrolling bad input: a clear error, nothing changed", { concurrency: false }, () => {
     it("an unreleased known-good, an unknown recipe or a bad recipe name stop the program, naming the config key", async () => {
       const recipe = "custom-html";
       const fixture = await stackWith([{ recipe, tags: [V100, V101], knownGood: "9.9.9+1.0" }]);

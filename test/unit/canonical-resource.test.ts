@@ -148,3 +148,71 @@ describe("promote's checks", () => {
     assert.throws(() => checkPromotion({ ...facts, version: "1.0.0+1.0" }), /1\.0\.0\+1\.0 is older than custom-html's known-good 1\.0\.1\+1\.0/);
   });
 });
+
+describe("status", () => {
+  const now = new Date("2026-01-01T01:00:00.000Z");
+
+  it("reads warm apps (leaving their secret outputs out) and canonicals from their resources' outputs, and ignores anything else", async () => {
+    const { describeResource } = await import("../../runner/commands/status");
+    assert.deepEqual(
+      describeResource(
+        {
+          app: "keycloak",
+          domain: "kc.warm.test",
+          deployedVersion: "1.0.0+26.5.6",
+          lastGood: "1.0.0+26.5.6",
+          rolledBack: true,
+          rollbackReason: "upgrade failed: HTTP 503",
+          lastCheckedAt: "2026-01-01T00:00:00.000Z",
+          appSecrets: { "4dabf18193072939515e22adc298a1": "1b47061264138c4ac30d75fd1eb44270", ciphertext: "v1:x" },
+        },
+        now,
+      ),
+      {
+        kind: "warm-app",
+        status: {
+          app: "keycloak",
+          domain: "kc.warm.test",
+          deployedVersion: "1.0.0+26.5.6",
+          lastGood: "1.0.0+26.5.6",
+          rolledBack: true,
+          rollbackReason: "upgrade failed: HTTP 503",
+          lastCheckedAt: "2026-01-01T00:00:00.000Z",
+        },
+      },
+    );
+    assert.deepEqual(
+      describeResource({ recipe: "custom-html", domain: "warm-custom-html.warm.test", knownGood: "1.0.1+1.0", snapshotId: "ab".repeat(32), snapshotBytes: 3_145_728, seededAt: "2026-01-01T00:30:00.000Z" }, now),
+      {
+        kind: "canonical",
+        status: {
+          recipe: "custom-html",
+          domain: "warm-custom-html.warm.test",
+          knownGood: "1.0.1+1.0",
+          snapshotId: "ab".repeat(32),
+          snapshotBytes: 3_145_728,
+          seededAt: "2026-01-01T00:30:00.000Z",
+          snapshotAgeSeconds: 1800,
+        },
+      },
+    );
+    assert.equal(describeResource({ path: "/tmp/marker", content: "x" }, now), undefined);
+  });
+
+  it("renders rollbacks, canonicals with size, age and lease, holds and alerts", async () => {
+    const { renderStatus } = await import("../../runner/commands/status");
+    const text = renderStatus({
+      stack: "warm",
+      warmApps: [{ app: "keycloak", domain: "kc.warm.test", deployedVersion: "1.0.0+26.5.6", lastGood: "1.0.0+26.5.6", rolledBack: true, rollbackReason: "upgrade failed: HTTP 503", lastCheckedAt: "2026-01-01T00:00:00.000Z" }],
+      canonicals: [
+        { recipe: "custom-html", domain: "warm-custom-html.warm.test", knownGood: "1.0.1+1.0", snapshotId: "ab".repeat(32), snapshotBytes: 3_145_728, seededAt: "2026-01-01T00:30:00.000Z", snapshotAgeSeconds: 1800, state: "leased", lease: { stack: "run-custom-html-a1b2c3" } },
+      ],
+      holds: [{ app: "keycloak", from: "1.0.0+26.5.6", to: "2.0.0+26.7.3", blockedAt: "2.0.0+26.7.3", reason: "recipe-major", detail: "recipe major 1 → 2", lines: [] }],
+      alerts: [{ app: "keycloak", from: "1.0.0+26.5.6", to: "1.1.0+26.7.3", outcome: "rolled-back", severity: "warning", reason: "upgrade failed: HTTP 503", time: "2026-01-01T00:00:00.000Z" }],
+    });
+    assert.match(text, /keycloak \(kc\.warm\.test\): 1\.0\.0\+26\.5\.6, ROLLED BACK: upgrade failed: HTTP 503/);
+    assert.match(text, /custom-html \(warm-custom-html\.warm\.test\): known-good 1\.0\.1\+1\.0, snapshot 3\.0 MiB taken 30m ago \(abababababab\), leased/);
+    assert.match(text, /keycloak: 2\.0\.0\+26\.7\.3 held at 1\.0\.0\+26\.5\.6 — recipe-major at 2\.0\.0\+26\.7\.3/);
+    assert.match(text, /2026-01-01T00:00:00\.000Z warning keycloak rolled-back 1\.0\.0\+26\.5\.6 → 1\.1\.0\+26\.7\.3: upgrade failed: HTTP 503/);
+  });
+});

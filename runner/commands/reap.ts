@@ -1,0 +1,226 @@
+import { readdir, readFile } from "node:fs/promises";
+import * as path from "node:path";
+import { ConcurrentUpdateError, LocalWorkspace } from "@pulumi/pulumi/automation";
+import { Command } from "commander";
+import { z } from "zod";
+import { readEnvFile } from "../../infra/adapters/app-env";
+import { StackDeployer } from "../../infra/adapters/stack-deployer";
+import { domainSchema, parseRunStackName, recipeNameSchema, serverNameSchema } from "../../infra/naming";
+import { describeTarget, planReap, ReapDecision, ReapFacts, ReapPlan } from "../../infra/reaper";
+import { RUN_OWNER_KEY } from "../../infra/run-app";
+import { adminConnection } from "../../infra/run-realm";
+import { isRegistrationLive, listRegistrations, unregisterRun } from "../run-registry";
+import { pulumiEnv, RunnerSettings, runnerSettings, selectStack } from "../workspace";
+
+/**
+ * `warmstack reap`: removes what runs that are no longer alive left behind — their stacks (destroyed,
+ * so their realms and apps go the normal way), then realms and apps found by their owner markers
+ * (a killed run's provider may have finished a create its state never recorded), then the dead runs'
+ * registrations. It judges only by live registrations and markers, never by age.
+ */
+const absoluteDir = z.string().refine((value) => path.isAbsolute(value) && !value.split("/").includes(".."), {
+  error: "must be an absolute path without '..'",
+});
+const loopbackUrl = z
+  .string()
+  .refine((value) => URL.canParse(value) && /^http:\/\/(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost)(:\d+)?\/?$/.test(value), {
+    error: "must be an http URL on loopback, e.g. http://127.0.0.1:47080",
+  });
+
+const requestSchema = z.object({
+  dryRun: z.boolean(),
+  json: z.boolean(),
+  recipe: recipeNameSchema.optional(),
+  keycloakDomain: domainSchema.optional(),
+  abraDir: absoluteDir,
+  proxyUrl: loopbackUrl,
+  stepTimeoutSeconds: z.coerce.number().int().min(10).max(3600),
+});
+export type ReapRequest = z.infer<typeof requestSchema>;
+
+export interface ReapReport {
+  dryRun: boolean;
+  /** With --dry-run: what a reap would remove. */
+  removed: ReapDecision[];
+  kept: ReapDecision[];
+  failed: (ReapDecision & { error: string })[];
+  /** Facts that could not be gathered (e.g. no Keycloak configured): nothing of that kind was judged. */
+  notChecked: string[];
+}
+
+function inScope(recipe: string | undefined, decision: ReapDecision): boolean {
+  if (recipe === undefined) return true;
+  const stack = decision.kind === "realm" ? `run-${decision.realm}` : decision.kind === "app" ? decision.owner : decision.stack;
+  return parseRunStackName(stack)?.recipe === recipe;
+}
+
+async function backendStacks(settings: RunnerSettings): Promise<string[]> {
+  const workspace = await LocalWorkspace.create({ workDir: settings.projectDir, envVars: pulumiEnv(settings) });
+  // A backend may qualify names as <org>/<project>/<stack>; the run's name is the last part.
+  return (await workspace.listStacks()).map((summary) => summary.name.split("/").at(-1) ?? summary.name);
+}
+
+async function runApps(abraDir: string): Promise<ReapFacts["runApps"]> {
+  const serversDir = path.join(abraDir, "servers");
+  const servers = await readdir(serversDir).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === "ENOENT") return [] as string[];
+    throw error;
+  });
+  const apps: ReapFacts["runApps"][number][] = [];
+  for (const server of servers.filter((name) => serverNameSchema.safeParse(name).success)) {
+    for (const file of (await readdir(path.join(serversDir, server))).filter((name) => name.endsWith(".env"))) {
+      const domain = file.slice(0, -".env".length);
+      if (!domainSchema.safeParse(domain).success) continue;
+      const owner = (await readEnvFile(path.join(serversDir, server, file))).get(RUN_OWNER_KEY);
+      if (owner !== undefined) apps.push({ server, domain, owner });
+    }
+  }
+  return apps;
+}
+
+/** The pids in a file backend's lock files for a stack (other backends keep locks elsewhere). */
+async function lockOwners(settings: RunnerSettings, stack: string): Promise<{ pid: number; host: string }[]> {
+  if (!settings.backendUrl.startsWith("file://")) return [];
+  const locks = path.join(settings.backendUrl.slice("file://".length), ".pulumi", "locks");
+  const entries = await readdir(locks, { withFileTypes: true, recursive: true }).catch(() => []);
+  const owners: { pid: number; host: string }[] = [];
+  for (const entry of entries.filter((e) => e.isFile() && path.basename(e.parentPath) === stack && e.name.endsWith(".json"))) {
+    const lock = JSON.parse(await readFile(path.join(entry.parentPath, entry.name), "utf8")) as { pid?: unknown; hostname?: unknown };
+    owners.push({ pid: Number(lock.pid), host: String(lock.hostname) });
+  }
+  return owners;
+}
+
+async function destroyRunStack(name: string, settings: RunnerSettings, timeoutMs: number): Promise<void> {
+  const stack = await selectStack(name, settings);
+  // A killed run leaves a pending create behind (the provider may even have finished it unobserved):
+  // clearing it lets destroy proceed; the markers let the realm and app passes find the thing itself.
+  const refresh = () => stack.refresh({ clearPendingCreates: true, signal: AbortSignal.timeout(timeoutMs) });
+  try {
+    await refresh();
+  } catch (error) {
+    if (!(error instanceof ConcurrentUpdateError)) throw error;
+    const owners = await lockOwners(settings, name);
+    const alive = owners.filter((owner) => isRegistrationLive({ stack: name, pid: owner.pid, host: owner.host, startedAt: "" }));
+    if (owners.length === 0 || alive.length > 0) {
+      throw new Error(`it is locked by ${owners.length === 0 ? "a process this backend does not name" : `live process ${alive.map((o) => `${o.pid}@${o.host}`).join(", ")}`}; left for a later reap`);
+    }
+    await stack.cancel();
+    await refresh();
+  }
+  await stack.destroy({ signal: AbortSignal.timeout(timeoutMs) });
+  await stack.workspace.removeStack(name);
+}
+
+async function remove(decision: ReapDecision, request: ReapRequest, settings: RunnerSettings): Promise<void> {
+  const timeoutMs = request.stepTimeoutSeconds * 1000;
+  switch (decision.kind) {
+    case "stack":
+      return destroyRunStack(decision.stack, settings, timeoutMs);
+    case "realm": {
+      const keycloak = await adminConnection({ keycloakDomain: request.keycloakDomain!, proxyUrl: request.proxyUrl, stateDir: settings.stateDir });
+      try {
+        await keycloak.deleteRealm(decision.realm);
+      } finally {
+        await keycloak.close();
+      }
+      return;
+    }
+    case "app": {
+      const deployer = new StackDeployer({ abraDir: request.abraDir, server: decision.server, proxyUrl: request.proxyUrl });
+      const app = { recipe: parseRunStackName(decision.owner)!.recipe, domain: decision.domain };
+      await deployer.undeploy(app, { timeoutMs });
+      await deployer.remove(app, { volumes: true });
+      return;
+    }
+    case "registration":
+      return unregisterRun(settings.stateDir, decision.stack);
+  }
+}
+
+async function gather(request: ReapRequest, settings: RunnerSettings): Promise<{ facts: ReapFacts; notChecked: string[] }> {
+  const notChecked: string[] = [];
+  const registrations = (await listRegistrations(settings.stateDir)).map((registration) => ({ registration, live: isRegistrationLive(registration) }));
+  const stacks = await backendStacks(settings);
+  let realms: ReapFacts["realms"] = [];
+  if (request.keycloakDomain === undefined) {
+    notChecked.push("realms: no Keycloak named (--keycloak-domain or WARMSTACK_KEYCLOAK_DOMAIN)");
+  } else {
+    const keycloak = await adminConnection({ keycloakDomain: request.keycloakDomain, proxyUrl: request.proxyUrl, stateDir: settings.stateDir });
+    try {
+      realms = await keycloak.listRealms();
+    } finally {
+      await keycloak.close();
+    }
+  }
+  return { facts: { stacks, registrations, realms, runApps: await runApps(request.abraDir) }, notChecked };
+}
+
+// Stacks go first: their destroy removes realms and apps the normal way, and a registration goes
+// last so a reap that fails midway still knows the run is dead next time.
+const ORDER: ReapDecision["kind"][] = ["stack", "realm", "app", "registration"];
+
+export async function reap(request: ReapRequest, settings: RunnerSettings, onAction: (line: string) => void): Promise<ReapReport> {
+  const { facts, notChecked } = await gather(request, settings);
+  const plan: ReapPlan = planReap(facts);
+  const removing = plan.remove.filter((d) => inScope(request.recipe, d)).sort((a, b) => ORDER.indexOf(a.kind) - ORDER.indexOf(b.kind));
+  const report: ReapReport = { dryRun: request.dryRun, removed: [], kept: plan.keep.filter((d) => inScope(request.recipe, d)), failed: [], notChecked };
+  const failedStacks = new Set<string>();
+  for (const decision of removing) {
+    // A registration is the only record that its run died; keep it while that run's stack remains.
+    if (decision.kind === "registration" && failedStacks.has(decision.stack)) {
+      report.kept.push({ ...decision, reason: "its run stack could not be removed yet" });
+      continue;
+    }
+    if (request.dryRun) {
+      onAction(`would remove ${describeTarget(decision)}: ${decision.reason}`);
+      report.removed.push(decision);
+      continue;
+    }
+    try {
+      await remove(decision, request, settings);
+      onAction(`removed ${describeTarget(decision)}: ${decision.reason}`);
+      report.removed.push(decision);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      onAction(`FAILED to remove ${describeTarget(decision)} (${decision.reason}): ${message}`);
+      report.failed.push({ ...decision, error: message });
+      if (decision.kind === "stack") failedStacks.add(decision.stack);
+    }
+  }
+  for (const decision of report.kept) onAction(`kept ${describeTarget(decision)}: ${decision.reason}`);
+  for (const what of notChecked) onAction(`not checked: ${what}`);
+  return report;
+}
+
+export function registerReap(program: Command): void {
+  program
+    .command("reap")
+    .description("Remove run stacks, realms, run apps and registrations that belong to no live run")
+    .option("--dry-run", "list what would be removed, remove nothing", false)
+    .option("--json", "print the report as JSON", false)
+    .option("--recipe <recipe>", "only what runs of this recipe left")
+    .option("--keycloak-domain <domain>", "the shared Keycloak whose realms to judge (default: WARMSTACK_KEYCLOAK_DOMAIN)")
+    .option("--abra-dir <dir>", "the ABRA_DIR whose run apps to judge (default: WARMSTACK_ABRA_DIR or <stateDir>/abra)")
+    .option("--proxy-url <url>", "the proxy on loopback that reaches the apps and Keycloak (default: WARMSTACK_PROXY_URL)")
+    .option("--step-timeout-seconds <n>", "deadline of each destroy, refresh and undeploy", "600")
+    .action(async (options: Record<string, unknown>) => {
+      const settings = runnerSettings();
+      const parsed = requestSchema.safeParse({
+        dryRun: options.dryRun === true,
+        json: options.json === true,
+        recipe: options.recipe,
+        keycloakDomain: options.keycloakDomain ?? (process.env.WARMSTACK_KEYCLOAK_DOMAIN || undefined),
+        abraDir: options.abraDir ?? process.env.WARMSTACK_ABRA_DIR ?? path.join(settings.stateDir, "abra"),
+        proxyUrl: options.proxyUrl ?? process.env.WARMSTACK_PROXY_URL ?? "http://127.0.0.1:47080",
+        stepTimeoutSeconds: options.stepTimeoutSeconds,
+      });
+      if (!parsed.success) {
+        throw new Error(parsed.error.issues.map((issue) => `--${String(issue.path[0]).replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${issue.message}`).join("; "));
+      }
+      const request = parsed.data;
+      const report = await reap(request, settings, request.json ? () => undefined : (line) => process.stdout.write(`${line}\n`));
+      if (request.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      if (report.failed.length > 0) process.exitCode = 1;
+    });
+}

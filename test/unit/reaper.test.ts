@@ -1,0 +1,118 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { planReap, ReapFacts } from "../../infra/reaper";
+import { STACK_ATTRIBUTE } from "../../infra/run-realm";
+
+const recipeArb = fc.constantFrom("keycloak", "sso-app", "nextcloud", "a1");
+const hexArb = fc.stringMatching(/^[0-9a-f]{6}$/);
+const runArb = fc.tuple(recipeArb, hexArb).map(([recipe, hex]) => ({ recipe, hex, stack: `run-${recipe}-${hex}`, realm: `${recipe}-${hex}` }));
+
+const registration = (stack: string, pid: number, live: boolean) => ({ registration: { stack, pid, host: "here", startedAt: "2026-01-01T00:00:00.000Z" }, live });
+
+/** Facts around a set of runs, each live or dead, each with or without its stack, realm, app and registration. */
+const factsArb = fc
+  .record({
+    runs: fc.array(
+      fc.record({ run: runArb, live: fc.boolean(), hasStack: fc.boolean(), hasRealm: fc.boolean(), hasApp: fc.boolean(), hasRegistration: fc.boolean() }),
+      { maxLength: 12 },
+    ),
+    foreignRealms: fc.array(
+      fc.oneof(
+        runArb.map((run) => ({ realm: run.realm, attributes: {} as Record<string, string> })),
+        runArb.map((run) => ({ realm: run.realm, attributes: { other: run.stack } })),
+        fc.constant({ realm: "master", attributes: { [STACK_ATTRIBUTE]: "run-keycloak-000000" } }),
+        fc.constant({ realm: "master", attributes: {} }),
+        runArb.map((run) => ({ realm: "warm-realm", attributes: { [STACK_ATTRIBUTE]: run.stack } })),
+      ),
+      { maxLength: 6 },
+    ),
+    otherStacks: fc.array(fc.constantFrom("warm", "dev", "run-x"), { maxLength: 3 }),
+  })
+  .map(({ runs, foreignRealms, otherStacks }) => {
+    const facts: ReapFacts = {
+      stacks: [...otherStacks, ...runs.filter((r) => r.hasStack).map((r) => r.run.stack)],
+      // A live run is registered by definition.
+      registrations: runs.filter((r) => r.live || r.hasRegistration).map((r, n) => registration(r.run.stack, 1000 + n, r.live)),
+      realms: [...foreignRealms, ...runs.filter((r) => r.hasRealm).map((r) => ({ realm: r.run.realm, attributes: { [STACK_ATTRIBUTE]: r.run.stack } }))],
+      runApps: runs.filter((r) => r.hasApp).map((r) => ({ server: "default", domain: `${r.run.recipe.slice(0, 4)}-${r.run.hex}.test`, owner: r.run.stack })),
+    };
+    return facts;
+  });
+
+function ownerOf(decision: ReturnType<typeof planReap>["remove"][number]): string | undefined {
+  if (decision.kind === "realm") return decision.owner;
+  if (decision.kind === "app") return decision.owner;
+  return decision.stack;
+}
+
+describe("planReap", () => {
+  it("never removes anything of a live run", () => {
+    fc.assert(
+      fc.property(factsArb, (facts) => {
+        const live = new Set(facts.registrations.filter((r) => r.live).map((r) => r.registration.stack));
+        for (const decision of planReap(facts).remove) assert.ok(!live.has(ownerOf(decision) ?? ""), JSON.stringify(decision));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it("never removes master, a realm without our attribute, or a non-run stack", () => {
+    fc.assert(
+      fc.property(factsArb, (facts) => {
+        for (const decision of planReap(facts).remove) {
+          if (decision.kind === "realm") {
+            assert.notEqual(decision.realm, "master");
+            const realm = facts.realms.find((r) => r.realm === decision.realm && r.attributes[STACK_ATTRIBUTE] === decision.owner);
+            assert.equal(realm?.attributes[STACK_ATTRIBUTE], `run-${decision.realm}`);
+          }
+          if (decision.kind === "stack") assert.match(decision.stack, /^run-[a-z0-9-]+-[0-9a-f]{6}$/);
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it("removes everything of a dead run, decides every fact once, and gives every decision a reason", () => {
+    fc.assert(
+      fc.property(factsArb, (facts) => {
+        const plan = planReap(facts);
+        const live = new Set(facts.registrations.filter((r) => r.live).map((r) => r.registration.stack));
+        assert.equal(plan.remove.length + plan.keep.length, facts.stacks.length + facts.realms.length + facts.runApps.length + facts.registrations.length);
+        for (const decision of [...plan.remove, ...plan.keep]) assert.ok(decision.reason.length > 0);
+        for (const stack of facts.stacks.filter((s) => /^run-.+-[0-9a-f]{6}$/.test(s) && !live.has(s))) {
+          assert.ok(plan.remove.some((d) => d.kind === "stack" && d.stack === stack), stack);
+        }
+        for (const app of facts.runApps.filter((a) => !live.has(a.owner))) {
+          assert.ok(plan.remove.some((d) => d.kind === "app" && d.domain === app.domain), app.domain);
+        }
+        for (const { registration: r } of facts.registrations.filter((r) => !r.live)) {
+          assert.ok(plan.remove.some((d) => d.kind === "registration" && d.stack === r.stack && d.pid === r.pid), r.stack);
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it("keeps a realm whose owner attribute names another run than its name", () => {
+    const plan = planReap({
+      stacks: [],
+      registrations: [],
+      realms: [{ realm: "sso-app-abcdef", attributes: { [STACK_ATTRIBUTE]: "run-sso-app-123456" } }],
+      runApps: [],
+    });
+    assert.equal(plan.remove.length, 0);
+    assert.match(plan.keep[0]!.reason, /not the run stack of this realm/);
+  });
+
+  it("keeps the apps and realm of a run registered on another host", () => {
+    const plan = planReap({
+      stacks: ["run-sso-app-abcdef"],
+      registrations: [{ registration: { stack: "run-sso-app-abcdef", pid: 1, host: "elsewhere", startedAt: "2020-01-01T00:00:00.000Z" }, live: true }],
+      realms: [{ realm: "sso-app-abcdef", attributes: { [STACK_ATTRIBUTE]: "run-sso-app-abcdef" } }],
+      runApps: [{ server: "default", domain: "sso--abcdef.test", owner: "run-sso-app-abcdef" }],
+    });
+    assert.deepEqual(plan.remove, []);
+    assert.equal(plan.keep.length, 4);
+  });
+});
