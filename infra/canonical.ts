@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { AppRef, Deployer, HealthSpec } from "./adapters/deployer";
 import { createDeployer, DeployerSettings } from "./adapters/deployers";
 import { deleteSnapshot, restoreSnapshot, snapshotInfo, SnapshotInfo, SnapshotOptions, SnapshotTarget, takeSnapshot } from "./adapters/snapshots";
-import { assertDomain, assertRecipeName, stackNameForDomain } from "./naming";
+import { assertDomain, assertRecipeName, stackNameForDomain, WARM_OWNER_KEY, WARM_OWNER_MARK } from "./naming";
 import { inputChecker, withoutUndefined } from "./provider-support";
 import { compareVersions, isVersion, parseVersion } from "./versions";
 
@@ -46,10 +46,6 @@ interface CanonicalOutputs extends CanonicalInputs {
   /** When the known-good snapshot was taken (ISO). */
   seededAt: string;
 }
-
-/** Marks the env files the warm stack created, so a re-run after a crash adopts only its own. */
-const OWNER_KEY = "WARMSTACK_OWNER";
-const OWNER_MARK = "warmstack/warm";
 
 // The provider's code is stored in state and used again for deletes, possibly by a later version
 // of warmstack: the closures only load this module at run time and call its named steps.
@@ -142,11 +138,11 @@ async function ensureApp(deployer: Deployer, inputs: CanonicalInputs): Promise<v
   const app = appRef(inputs);
   const env = await deployer.appEnv(app);
   if (env === null) {
-    await deployer.newApp(app, { version: inputs.knownGood, env: { [OWNER_KEY]: OWNER_MARK } });
+    await deployer.newApp(app, { version: inputs.knownGood, env: { [WARM_OWNER_KEY]: WARM_OWNER_MARK } });
     return;
   }
-  if (env[OWNER_KEY] !== OWNER_MARK) {
-    throw new Error(`app ${inputs.domain} exists and is not this warm stack's (${OWNER_KEY}=${env[OWNER_KEY] ?? "<unset>"}); refusing to adopt it`);
+  if (env[WARM_OWNER_KEY] !== WARM_OWNER_MARK) {
+    throw new Error(`app ${inputs.domain} exists and is not this warm stack's (${WARM_OWNER_KEY}=${env[WARM_OWNER_KEY] ?? "<unset>"}); refusing to adopt it`);
   }
 }
 

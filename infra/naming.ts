@@ -217,3 +217,10 @@ export function volumeName(stack: string, volume: string): string {
   }
   return name;
 }
+
+/**
+ * The env key and value marking the apps the warm stack created (warm apps and canonicals), so a
+ * create that a crash left unobserved is adopted, and nobody else's app ever is.
+ */
+export const WARM_OWNER_KEY = "WARMSTACK_OWNER";
+export const WARM_OWNER_MARK = "warmstack/warm";

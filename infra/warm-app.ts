@@ -4,7 +4,7 @@ import type { AppRef, Deployer, HealthSpec } from "./adapters/deployer";
 import { createDeployer, DeployerSettings } from "./adapters/deployers";
 import { probeHttp } from "./adapters/health";
 import { deleteSnapshot, restoreSnapshot, takeSnapshot } from "./adapters/snapshots";
-import { assertDomain, assertRecipeName, stackNameForDomain } from "./naming";
+import { assertDomain, assertRecipeName, stackNameForDomain, WARM_OWNER_KEY, WARM_OWNER_MARK } from "./naming";
 import { inputChecker, withoutUndefined } from "./provider-support";
 import { isVersion } from "./versions";
 
@@ -67,10 +67,6 @@ interface WarmAppOutputs extends WarmAppInputs {
   /** Every secret the app was given or generated when it was created (e.g. Keycloak's admin password). */
   appSecrets: Record<string, string>;
 }
-
-/** Marks the env files this warm stack created, so a re-run after a crash adopts only its own. */
-const OWNER_KEY = "WARMSTACK_OWNER";
-const OWNER_MARK = "warmstack/warm";
 
 // The provider's code is stored in state and used again for deletes, possibly by a later version
 // of warmstack: the closures only load this module at run time and call its named steps.
@@ -170,13 +166,13 @@ async function ensureApp(deployer: Deployer, inputs: WarmAppInputs): Promise<Rec
   if (env === null) {
     const created = await deployer.newApp(app, {
       version: inputs.version,
-      env: { ...inputs.env, [OWNER_KEY]: OWNER_MARK },
+      env: { ...inputs.env, [WARM_OWNER_KEY]: WARM_OWNER_MARK },
       secrets: inputs.secrets,
     });
     return created.secrets;
   }
-  if (env[OWNER_KEY] !== OWNER_MARK) {
-    throw new Error(`app ${inputs.domain} exists and is not this warm stack's (${OWNER_KEY}=${env[OWNER_KEY] ?? "<unset>"}); refusing to adopt it`);
+  if (env[WARM_OWNER_KEY] !== WARM_OWNER_MARK) {
+    throw new Error(`app ${inputs.domain} exists and is not this warm stack's (${WARM_OWNER_KEY}=${env[WARM_OWNER_KEY] ?? "<unset>"}); refusing to adopt it`);
   }
   return { ...inputs.secrets };
 }

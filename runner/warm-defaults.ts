@@ -50,20 +50,25 @@ export async function applyWarmDefaults(stack: Stack, settings: RunnerSettings, 
  */
 async function ensureRecipeCheckouts(config: Record<string, { value: string }>, env: NodeJS.ProcessEnv) {
   const abraDir = config[`${CONFIG_NAMESPACE}:abraDir`]?.value;
-  const apps = config[`${CONFIG_NAMESPACE}:apps`]?.value;
-  if (!abraDir || !apps) return;
+  if (!abraDir) return;
   const source = env.WARMSTACK_RECIPE_SOURCE ?? "/var/cache/warmstack-bed/recipes";
-  let recipes: string[];
-  try {
-    recipes = Object.values(JSON.parse(apps) as Record<string, { recipe?: unknown }>)
-      .map((app) => app.recipe)
-      .filter((recipe): recipe is string => typeof recipe === "string" && /^[a-z][a-z0-9-]*$/.test(recipe));
-  } catch {
-    return; // the program reports malformed config, naming the key
-  }
-  for (const recipe of recipes) {
+  for (const recipe of configuredRecipes(config)) {
     const checkout = path.join(abraDir, "recipes", recipe);
     if (existsSync(checkout) || !existsSync(path.join(source, recipe))) continue;
     await execa("git", ["clone", "-q", path.join(source, recipe), checkout]);
   }
+}
+
+/** The recipes of the warm apps and of the enrolled canonicals, as far as the config parses. */
+function configuredRecipes(config: Record<string, { value: string }>): string[] {
+  const parsed = (key: string): Record<string, unknown> => {
+    try {
+      return (JSON.parse(config[`${CONFIG_NAMESPACE}:${key}`]?.value ?? "{}") as Record<string, unknown>) ?? {};
+    } catch {
+      return {}; // the program reports malformed config, naming the key
+    }
+  };
+  const appRecipes = Object.values(parsed("apps")).map((app) => (app as { recipe?: unknown } | null)?.recipe);
+  const recipes = [...appRecipes, ...Object.keys(parsed("canonicals"))];
+  return recipes.filter((recipe): recipe is string => typeof recipe === "string" && /^[a-z][a-z0-9-]*$/.test(recipe));
 }
