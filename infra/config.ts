@@ -120,9 +120,13 @@ export class ConfigError extends Error {
   }
 }
 
-/** Pulumi hands config over as strings; objects, arrays, numbers and booleans arrive as JSON. */
+/**
+ * Pulumi hands config over as strings; objects, arrays and booleans arrive as JSON. Numbers stay
+ * strings: an all-digit run id such as 752380 is a name, and numeric fields coerce for themselves.
+ */
 function decodeConfigValue(raw: string): unknown {
-  if (/^[[{]/.test(raw) || raw === "true" || raw === "false" || /^-?\d+(\.\d+)?$/.test(raw)) {
+  if (raw === "true" || raw === "false") return raw === "true";
+  if (/^[[{]/.test(raw)) {
     try {
       return JSON.parse(raw);
     } catch {

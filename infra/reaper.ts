@@ -21,13 +21,13 @@ export interface ReapFacts {
   registrations: readonly { registration: RunRegistration; live: boolean }[];
   realms: readonly { realm: string; attributes: Record<string, string> }[];
   /** Apps whose env file carries a run owner (RUN_OWNER_KEY); other apps are never run apps. */
-  runApps: readonly { server: string; domain: string; owner: string }[];
+  runApps: readonly { abraDir: string; server: string; domain: string; owner: string }[];
 }
 
 export type ReapTarget =
   | { kind: "stack"; stack: string }
   | { kind: "realm"; realm: string; owner?: string }
-  | { kind: "app"; server: string; domain: string; owner: string }
+  | { kind: "app"; abraDir: string; server: string; domain: string; owner: string }
   | { kind: "registration"; stack: string; pid: number; host: string };
 
 export type ReapDecision = ReapTarget & { reason: string };
@@ -92,7 +92,7 @@ export function describeTarget(target: ReapTarget): string {
     case "realm":
       return `realm ${target.realm}`;
     case "app":
-      return `run app ${target.domain} (server ${target.server})`;
+      return `run app ${target.domain} (server ${target.server} in ${target.abraDir})`;
     case "registration":
       return `registration of ${target.stack} (pid ${target.pid} on ${target.host})`;
   }

@@ -1,9 +1,11 @@
+import { existsSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { ConcurrentUpdateError, LocalWorkspace } from "@pulumi/pulumi/automation";
 import { Command } from "commander";
 import { z } from "zod";
 import { readEnvFile } from "../../infra/adapters/app-env";
+import { CONFIG_NAMESPACE } from "../../infra/config";
 import { StackDeployer } from "../../infra/adapters/stack-deployer";
 import { domainSchema, parseRunStackName, recipeNameSchema, serverNameSchema } from "../../infra/naming";
 import { describeTarget, planReap, ReapDecision, ReapFacts, ReapPlan } from "../../infra/reaper";
@@ -54,13 +56,24 @@ function inScope(recipe: string | undefined, decision: ReapDecision): boolean {
   return parseRunStackName(stack)?.recipe === recipe;
 }
 
-async function backendStacks(settings: RunnerSettings): Promise<string[]> {
+/**
+ * The backend's stacks, and the ABRA_DIRs their run configs name: each run has its own, and a killed
+ * run's provider may have created an app there that its state never recorded.
+ */
+async function backendStacks(settings: RunnerSettings): Promise<{ stacks: string[]; abraDirs: string[] }> {
   const workspace = await LocalWorkspace.create({ workDir: settings.projectDir, envVars: pulumiEnv(settings) });
   // A backend may qualify names as <org>/<project>/<stack>; the run's name is the last part.
-  return (await workspace.listStacks()).map((summary) => summary.name.split("/").at(-1) ?? summary.name);
+  const stacks = (await workspace.listStacks()).map((summary) => summary.name.split("/").at(-1) ?? summary.name);
+  const abraDirs: string[] = [];
+  for (const stack of stacks.filter((name) => parseRunStackName(name) !== null)) {
+    if (!existsSync(path.join(settings.projectDir, `Pulumi.${stack}.yaml`))) continue;
+    const configured = absoluteDir.safeParse((await workspace.getAllConfig(stack))[`${CONFIG_NAMESPACE}:abraDir`]?.value);
+    if (configured.success) abraDirs.push(configured.data);
+  }
+  return { stacks, abraDirs };
 }
 
-async function runApps(abraDir: string): Promise<ReapFacts["runApps"]> {
+async function runApps(abraDir: string): Promise<ReapFacts["runApps"][number][]> {
   const serversDir = path.join(abraDir, "servers");
   const servers = await readdir(serversDir).catch((error: NodeJS.ErrnoException) => {
     if (error.code === "ENOENT") return [] as string[];
@@ -72,7 +85,7 @@ async function runApps(abraDir: string): Promise<ReapFacts["runApps"]> {
       const domain = file.slice(0, -".env".length);
       if (!domainSchema.safeParse(domain).success) continue;
       const owner = (await readEnvFile(path.join(serversDir, server, file))).get(RUN_OWNER_KEY);
-      if (owner !== undefined) apps.push({ server, domain, owner });
+      if (owner !== undefined) apps.push({ abraDir, server, domain, owner });
     }
   }
   return apps;
@@ -127,7 +140,7 @@ async function remove(decision: ReapDecision, request: ReapRequest, settings: Ru
       return;
     }
     case "app": {
-      const deployer = new StackDeployer({ abraDir: request.abraDir, server: decision.server, proxyUrl: request.proxyUrl });
+      const deployer = new StackDeployer({ abraDir: decision.abraDir, server: decision.server, proxyUrl: request.proxyUrl });
       const app = { recipe: parseRunStackName(decision.owner)!.recipe, domain: decision.domain };
       await deployer.undeploy(app, { timeoutMs });
       await deployer.remove(app, { volumes: true });
@@ -140,8 +153,7 @@ async function remove(decision: ReapDecision, request: ReapRequest, settings: Ru
 
 async function gather(request: ReapRequest, settings: RunnerSettings): Promise<{ facts: ReapFacts; notChecked: string[] }> {
   const notChecked: string[] = [];
-  const registrations = (await listRegistrations(settings.stateDir)).map((registration) => ({ registration, live: isRegistrationLive(registration) }));
-  const stacks = await backendStacks(settings);
+  const { stacks, abraDirs } = await backendStacks(settings);
   let realms: ReapFacts["realms"] = [];
   if (request.keycloakDomain === undefined) {
     notChecked.push("realms: no Keycloak named (--keycloak-domain or WARMSTACK_KEYCLOAK_DOMAIN)");
@@ -153,7 +165,12 @@ async function gather(request: ReapRequest, settings: RunnerSettings): Promise<{
       await keycloak.close();
     }
   }
-  return { facts: { stacks, registrations, realms, runApps: await runApps(request.abraDir) }, notChecked };
+  const apps: ReapFacts["runApps"][number][] = [];
+  for (const abraDir of new Set([request.abraDir, ...abraDirs].map((dir) => path.resolve(dir)))) apps.push(...(await runApps(abraDir)));
+  // Read last: a run registers before it creates anything, so whatever was seen above that belongs
+  // to a run still starting already has its registration here.
+  const registrations = (await listRegistrations(settings.stateDir)).map((registration) => ({ registration, live: isRegistrationLive(registration) }));
+  return { facts: { stacks, registrations, realms, runApps: apps }, notChecked };
 }
 
 // Stacks go first: their destroy removes realms and apps the normal way, and a registration goes
@@ -201,7 +218,7 @@ export function registerReap(program: Command): void {
     .option("--json", "print the report as JSON", false)
     .option("--recipe <recipe>", "only what runs of this recipe left")
     .option("--keycloak-domain <domain>", "the shared Keycloak whose realms to judge (default: WARMSTACK_KEYCLOAK_DOMAIN)")
-    .option("--abra-dir <dir>", "the ABRA_DIR whose run apps to judge (default: WARMSTACK_ABRA_DIR or <stateDir>/abra)")
+    .option("--abra-dir <dir>", "an ABRA_DIR whose run apps to judge, besides those the run stacks' configs name (default: WARMSTACK_ABRA_DIR or <stateDir>/abra)")
     .option("--proxy-url <url>", "the proxy on loopback that reaches the apps and Keycloak (default: WARMSTACK_PROXY_URL)")
     .option("--step-timeout-seconds <n>", "deadline of each destroy, refresh and undeploy", "600")
     .action(async (options: Record<string, unknown>) => {

@@ -138,7 +138,7 @@ describe("warmstack reap on the shared Keycloak", () => {
       assert.equal(dry.dryRun, true);
       assert.deepEqual(names(dry.removed), [`app reap-${goneHex}.test`, `realm ${goneRealm}`]);
       assert.ok(dry.removed.every((d) => d.reason.includes("not live")));
-      assert.deepEqual(names(dry.kept), [`app reap-${liveHex}.test`, `realm ${foreignRealm}`, `realm ${liveRealm}`, `registration ${liveStack}`]);
+      assert.deepEqual(names(dry.kept), [`app reap-${liveHex}.test`, `realm ${foreignRealm}`, `realm ${liveRealm}`, `registration ${liveStack}`].sort());
       for (const realm of [goneRealm, liveRealm, foreignRealm]) assert.equal(await admin.realmExists(realm), true, `${realm} after --dry-run`);
       assert.ok(existsSync(orphanApp), "the orphan app after --dry-run");
 
@@ -176,16 +176,24 @@ describe("warmstack reap on the shared Keycloak", () => {
   });
 
   it("after a SIGKILL in the middle of `up`, reap frees the dead lock and leaves nothing of that run", { timeout: 600_000 }, async () => {
-    const hex = hex6();
+    // `pulumi config set` of an all-digit hex reaches the program as a number (infra/config.ts
+    // decodes it), which the run config refuses: that is not what this test is about.
+    let hex = hex6();
+    while (!/[a-f]/.test(hex)) hex = hex6();
     const name = `run-${RECIPE}-${hex}`;
     const realm = `${RECIPE}-${hex}`;
     realms.add(realm);
     assert.equal((await project.pulumi(["stack", "init", name])).exitCode, 0);
+    // Its own ABRA_DIR, as each run has, holding an app its provider made unobserved.
+    const runAbraDir = path.join(project.stateDir, `abra-${hex}`);
+    const lostApp = path.join(runAbraDir, "servers", "default", `reap-${hex}.test.env`);
+    await mkdir(path.dirname(lostApp), { recursive: true });
+    await writeFile(lostApp, `TYPE=${RECIPE}\nDOMAIN=reap-${hex}.test\n${RUN_OWNER_KEY}=${name}\n`);
     const config: Record<string, string> = {
       recipe: RECIPE,
       hex,
       baseDomain: "reap.test",
-      abraDir,
+      abraDir: runAbraDir,
       proxyUrl: proxyUrl(),
       stateDir: project.stateDir,
       sso: "true",
@@ -203,23 +211,28 @@ describe("warmstack reap on the shared Keycloak", () => {
       detached: true,
       reject: false,
       timeout: 300_000,
+      all: true,
     });
+    let ended: string | undefined;
+    void up.then((result) => (ended = String(result.all)));
     await registerRun(project.stateDir, name, up.pid!);
     const deadline = Date.now() + 180_000;
     while (!(await admin.realmExists(realm))) {
+      assert.equal(ended, undefined, "`up` ended before it created the realm");
       assert.ok(Date.now() < deadline, "the realm did not appear within 180 s");
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
     process.kill(-up.pid!, "SIGKILL");
     await up;
     const locks = (await readdir(path.join(project.stateDir, "pulumi", ".pulumi", "locks"), { recursive: true, withFileTypes: true }).catch(() => []))
-      .filter((entry) => entry.isFile() && path.basename(entry.parentPath) === name);
+      .filter((entry) => entry.isFile() && path.basename(entry.parentPath) === name && entry.name.endsWith(".json"));
     assert.equal(locks.length, 1, "the killed `up` left its lock");
 
     const report = await runReap();
     assert.deepEqual(report.failed, []);
-    assert.deepEqual(names(report.removed), [`realm ${realm}`, `registration ${name}`, `stack ${name}`]);
+    assert.deepEqual(names(report.removed), [`app reap-${hex}.test`, `realm ${realm}`, `registration ${name}`, `stack ${name}`]);
     assert.equal(await admin.realmExists(realm), false, "the killed run's realm is gone");
+    assert.ok(!existsSync(lostApp), "the app in the run's own ABRA_DIR is gone");
     assert.ok(!(await backendStacks()).includes(name), "the killed run's stack is removed from the backend");
     assert.ok(!existsSync(path.join(project.stateDir, "runs", `${name}.json`)), "the killed run's registration is removed");
   });

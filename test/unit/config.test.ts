@@ -76,6 +76,8 @@ describe("stack config", () => {
       stateDir: "/tmp/state",
     };
     assert.equal(parseConfig(runConfigSchema, { ...base, pr: "42" }, "run").pr, 42);
+    const allDigits = namespacedConfig({ "warmstack:hex": "752380", "warmstack:pr": "7" });
+    assert.equal(parseConfig(runConfigSchema, { ...base, ...allDigits }, "run").hex, "752380", "an all-digit run id stays a name");
     assert.equal(parseConfig(runConfigSchema, base, "run").mode, "cold");
     for (const [field, value] of [
       ["ref", "main"],

@@ -35,7 +35,7 @@ const factsArb = fc
       // A live run is registered by definition.
       registrations: runs.filter((r) => r.live || r.hasRegistration).map((r, n) => registration(r.run.stack, 1000 + n, r.live)),
       realms: [...foreignRealms, ...runs.filter((r) => r.hasRealm).map((r) => ({ realm: r.run.realm, attributes: { [STACK_ATTRIBUTE]: r.run.stack } }))],
-      runApps: runs.filter((r) => r.hasApp).map((r) => ({ server: "default", domain: `${r.run.recipe.slice(0, 4)}-${r.run.hex}.test`, owner: r.run.stack })),
+      runApps: runs.filter((r) => r.hasApp).map((r) => ({ abraDir: "/abra", server: "default", domain: `${r.run.recipe.slice(0, 4)}-${r.run.hex}.test`, owner: r.run.stack })),
     };
     return facts;
   });
@@ -110,7 +110,7 @@ describe("planReap", () => {
       stacks: ["run-sso-app-abcdef"],
       registrations: [{ registration: { stack: "run-sso-app-abcdef", pid: 1, host: "elsewhere", startedAt: "2020-01-01T00:00:00.000Z" }, live: true }],
       realms: [{ realm: "sso-app-abcdef", attributes: { [STACK_ATTRIBUTE]: "run-sso-app-abcdef" } }],
-      runApps: [{ server: "default", domain: "sso--abcdef.test", owner: "run-sso-app-abcdef" }],
+      runApps: [{ abraDir: "/abra", server: "default", domain: "sso--abcdef.test", owner: "run-sso-app-abcdef" }],
     });
     assert.deepEqual(plan.remove, []);
     assert.equal(plan.keep.length, 4);
