@@ -55,7 +55,9 @@ export class PulumiProject {
       cwd: this.dir,
       env: this.env(),
       reject: false,
-      timeout: 300_000,
+      // Longer than a stateful upgrade that fails its health check and rolls back (two deploy
+      // timeouts, a snapshot and a restore): killing the CLI mid-rollback would leave the target.
+      timeout: 1_200_000,
       all: true,
     });
     return { exitCode: result.exitCode ?? -1, output: String(result.all ?? "") };
