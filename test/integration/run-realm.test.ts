@@ -137,6 +137,19 @@ describe("RunRealm through the Automation API on the shared Keycloak", () => {
     await Promise.all([first, second].map((stack) => stack.workspace.removeStack(stack.name)));
   });
 
+  it("eight run stacks creating and destroying realms at once: no error, nothing left", { timeout: 900_000 }, async () => {
+    const hexes = Array.from({ length: 8 }, () => hex6());
+    const runs = await Promise.all(hexes.map((hex) => runStack(hex, byFile())));
+    const ups = await Promise.all(runs.map((stack) => stack.up({ onOutput })));
+    for (const up of ups) assert.equal(up.summary.result, "succeeded");
+    for (const hex of hexes) assert.equal(await admin.realmExists(`${RECIPE}-${hex}`), true);
+    const destroys = await Promise.all(runs.map((stack) => stack.destroy({ onOutput })));
+    for (const destroy of destroys) assert.equal(destroy.summary.result, "succeeded");
+    const left = (await admin.listRealms()).map((realm) => realm.realm).filter((realm) => hexes.some((hex) => realm.endsWith(hex)));
+    assert.deepEqual(left, [], "no realm of these runs is left");
+    await Promise.all(runs.map((stack) => stack.workspace.removeStack(stack.name)));
+  });
+
   it("adopts its own realm left by a lost create, with new secrets; refuses one it does not own", { timeout: 600_000 }, async () => {
     // What a killed run leaves: the provider finished the create, the state never learned of it.
     const hex = hex6();
