@@ -14,6 +14,7 @@ import { NameError } from "../../infra/naming";
 import { proxyUrl } from "../support/bed";
 import { viaProxy } from "../support/http";
 import { SharedKeycloak, sharedKeycloak } from "../support/shared-keycloak";
+import { freePort } from "../support/warm-stack";
 
 const RECIPE = "adapter-test";
 const ADAPTER_MODULE = path.join(__dirname, "..", "..", "infra", "adapters", "keycloak.js");
@@ -28,18 +29,6 @@ function secret(): string {
 
 function lockFile(stateDir: string, domain: string): string {
   return path.join(stateDir, "locks", `keycloak-${domain}.lock`);
-}
-
-/** A loopback port nothing listens on: bound once, then released. */
-function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-    server.on("error", reject);
-  });
 }
 
 describe("the Keycloak adapter on the shared Keycloak", () => {
@@ -201,7 +190,8 @@ describe("the Keycloak adapter on the shared Keycloak", () => {
   });
 
   it("fails within its deadline with a clear error when Keycloak cannot be reached", { timeout: 60_000 }, async () => {
-    const port = await closedPort();
+    // A port that was free a moment ago: nothing listens on it.
+    const port = await freePort();
     const unreachable = connect({ proxyUrl: `http://127.0.0.1:${port}`, callDeadlineMs: 5000 });
     const started = Date.now();
     try {
