@@ -109,11 +109,8 @@ export class CanonicalStackFixture {
     return { store: this.snapshotStore, helperImage: HELPER_IMAGE };
   }
 
-  /** Runs the pulumi CLI; throws with the whole output when it exits non-zero. */
-  async cli(args: readonly string[]): Promise<string> {
-    const result = await this.project.pulumi(args);
-    if (result.exitCode !== 0) throw new Error(`pulumi ${args.join(" ")} exited ${result.exitCode}:\n${result.output}`);
-    return result.output;
+  cli(args: readonly string[]): Promise<string> {
+    return this.project.pulumiOrThrow(args);
   }
 
   up(): Promise<{ exitCode: number; output: string }> {

@@ -63,6 +63,13 @@ export class PulumiProject {
     return { exitCode: result.exitCode ?? -1, output: String(result.all ?? "") };
   }
 
+  /** Runs the pulumi CLI; throws with the whole output when it exits non-zero. */
+  async pulumiOrThrow(args: readonly string[]): Promise<string> {
+    const result = await this.pulumi(args);
+    if (result.exitCode !== 0) throw new Error(`pulumi ${args.join(" ")} exited ${result.exitCode}:\n${result.output}`);
+    return result.output;
+  }
+
   async dispose(): Promise<void> {
     await rm(path.dirname(this.dir), { recursive: true, force: true });
   }

@@ -114,11 +114,8 @@ export class WarmStackFixture {
     return { recipe: kind, domain: this.domains[kind]! };
   }
 
-  /** Runs the pulumi CLI; throws with the whole output when it exits non-zero. */
-  async cli(args: readonly string[]): Promise<string> {
-    const result = await this.project.pulumi(args);
-    if (result.exitCode !== 0) throw new Error(`pulumi ${args.join(" ")} exited ${result.exitCode}:\n${result.output}`);
-    return result.output;
+  cli(args: readonly string[]): Promise<string> {
+    return this.project.pulumiOrThrow(args);
   }
 
   up(): Promise<{ exitCode: number; output: string }> {
