@@ -86,6 +86,37 @@ export const warmConfigSchema = z
   .strict();
 export type WarmConfig = z.infer<typeof warmConfigSchema>;
 
+const deployerSettingsSchema = z
+  .object({ deployer: z.literal("stack"), abraDir: absolutePath, server: serverNameSchema, proxyUrl: loopbackUrl, dnsrrEndpoints: z.boolean() })
+  .strict();
+
+/**
+ * What a quick run needs to borrow a canonical and to put it back: the runner copies it from the warm
+ * stack's state into the run config, and the lease carries it so a dead run's canonical can be
+ * restored without reading any stack.
+ */
+export const leasedCanonicalSchema = z
+  .object({
+    domain: domainSchema,
+    knownGood: z.string().refine(isVersion, "must be a recipe version X.Y.Z+UPSTREAM"),
+    snapshotStore: z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/, "must be a docker volume name"),
+    helperImage: z.string().min(1),
+    deployerSettings: deployerSettingsSchema,
+    health: healthSchema,
+    deployTimeoutMs: z.number().int().positive(),
+  })
+  .strict();
+export type LeasedCanonical = z.infer<typeof leasedCanonicalSchema>;
+
+/** The app under test, as the recipe catalogue describes it. */
+const runAppSchema = z
+  .object({
+    health: healthSchema,
+    ready: healthSchema.optional(),
+    deployTimeoutSeconds: z.number().int().min(10).max(3600),
+  })
+  .strict();
+
 export const runConfigSchema = z
   .object({
     recipe: recipeNameSchema,
@@ -109,9 +140,51 @@ export const runConfigSchema = z
     keycloakDomain: domainSchema.optional(),
     /** Version of the cold Keycloak fallback; default: the keycloak recipe's newest release. */
     coldKeycloakVersion: z.string().default(""),
+    /** The app under test; unset, the stack holds only what the recipe borrows (its realm). */
+    app: runAppSchema.optional(),
+    /** The quick lane's canonical (mode quick); without it a quick run goes to the cold lane. */
+    canonical: leasedCanonicalSchema.optional(),
+    /** How long a quick run waits for the canonical's lease before it falls back to the cold lane. */
+    leaseTimeoutSeconds: z.coerce.number().int().min(0).max(86_400).default(600),
   })
   .strict();
 export type RunConfig = z.infer<typeof runConfigSchema>;
+
+/**
+ * The recipe catalogue: what the runner needs to test each recipe. An operator adds a recipe by
+ * adding an entry; the file is YAML (catalogue.yaml in the project directory by default).
+ */
+const catalogueEntrySchema = z
+  .object({
+    test: z
+      .object({
+        /** Program and arguments, run without a shell; a relative program path is the catalogue directory's. */
+        command: z.array(z.string().min(1, "must not be empty")).nonempty("must name a program"),
+        timeoutSeconds: z.number().int().min(1).max(7200).default(600),
+      })
+      .strict(),
+    health: healthSchema,
+    ready: healthSchema.optional(),
+    deployTimeoutSeconds: z.number().int().min(10).max(3600).default(300),
+    /** The recipe needs a single-sign-on realm on Keycloak. */
+    sso: z.boolean().default(false),
+    /** Quick runs may borrow the recipe's canonical, and a green cold run on its latest promotes it. */
+    canonical: z.boolean().default(false),
+  })
+  .strict();
+export type CatalogueEntry = z.infer<typeof catalogueEntrySchema>;
+
+export const catalogueSchema = z
+  .object({
+    recipes: z.record(z.string(), catalogueEntrySchema).superRefine((recipes, context) => {
+      for (const recipe of Object.keys(recipes)) {
+        const checked = recipeNameSchema.safeParse(recipe);
+        if (!checked.success) context.addIssue({ code: "custom", path: [recipe], message: checked.error.issues[0]?.message ?? "is not a valid recipe name" });
+      }
+    }),
+  })
+  .strict();
+export type Catalogue = z.infer<typeof catalogueSchema>;
 
 export class ConfigError extends Error {
   constructor(message: string) {

@@ -22,12 +22,15 @@ export interface ReapFacts {
   realms: readonly { realm: string; attributes: Record<string, string> }[];
   /** Apps whose env file carries a run owner (RUN_OWNER_KEY); other apps are never run apps. */
   runApps: readonly { abraDir: string; server: string; domain: string; owner: string }[];
+  /** Canonical leases: the recipe and the run stack that holds it. */
+  leases: readonly { recipe: string; stack: string }[];
 }
 
 export type ReapTarget =
   | { kind: "stack"; stack: string }
   | { kind: "realm"; realm: string; owner?: string }
   | { kind: "app"; abraDir: string; server: string; domain: string; owner: string }
+  | { kind: "lease"; recipe: string; stack: string }
   | { kind: "registration"; stack: string; pid: number; host: string };
 
 export type ReapDecision = ReapTarget & { reason: string };
@@ -76,6 +79,12 @@ export function planReap(facts: ReapFacts): ReapPlan {
     else decide(true, { ...target, reason: `its run ${app.owner} is not live` });
   }
 
+  for (const lease of facts.leases) {
+    const target = { kind: "lease" as const, ...lease };
+    if (live.has(lease.stack)) decide(false, { ...target, reason: `its run ${lease.stack} is live` });
+    else decide(true, { ...target, reason: `its run ${lease.stack} is not live: the canonical is put back to its known-good, then the lease is freed` });
+  }
+
   for (const { registration, live: alive } of facts.registrations) {
     const target = { kind: "registration" as const, stack: registration.stack, pid: registration.pid, host: registration.host };
     if (alive) decide(false, { ...target, reason: `process ${registration.pid} on ${registration.host} is running (or on another host)` });
@@ -93,6 +102,8 @@ export function describeTarget(target: ReapTarget): string {
       return `realm ${target.realm}`;
     case "app":
       return `run app ${target.domain} (server ${target.server} in ${target.abraDir})`;
+    case "lease":
+      return `lease of canonical ${target.recipe} (held by ${target.stack})`;
     case "registration":
       return `registration of ${target.stack} (pid ${target.pid} on ${target.host})`;
   }

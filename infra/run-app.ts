@@ -1,31 +1,55 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { AppRef, Deployer, HealthSpec } from "./adapters/deployer";
 import { createDeployer, DeployerSettings } from "./adapters/deployers";
+import { readLease, releaseLease, waitForLease } from "./adapters/leases";
 import { isCommitRef, releasedVersions } from "./adapters/recipes";
-import { assertDomain, assertRecipeName, parseRunStackName } from "./naming";
+import { restoreSnapshot, snapshotInfo } from "./adapters/snapshots";
+import { removeVolume } from "./adapters/swarm";
+import type { LeasedCanonical } from "./config";
+import { assertDomain, assertRecipeName, parseRunStackName, stackNameForDomain, WARM_OWNER_KEY, WARM_OWNER_MARK } from "./naming";
 import { inputChecker, withoutUndefined } from "./provider-support";
 import { isVersion } from "./versions";
 
 /**
- * RunApp, cold lane: a fresh app on the run's own domain, with fresh volumes and generated secrets,
- * deployed at a released version or a commit and converged; removed with its volumes on delete.
- * Nothing it creates outlives the run: a failed create removes what it made before failing.
+ * RunApp: the app under test in a run stack.
+ * - Cold lane: a fresh app on the run's own domain, with fresh volumes and generated secrets, deployed
+ *   at a released version or a commit and converged; removed with its volumes on delete.
+ * - Quick lane: borrows the recipe's canonical under its lease — the known-good is deployed on the
+ *   stable domain (Swarm reattaches its data-warm volumes), then upgraded to the ref and converged. On
+ *   delete the canonical is put back: undeployed, its volumes restored from the known-good snapshot,
+ *   its env file naming the known-good again, and only then is the lease released. A lease that stays
+ *   held past its deadline makes the run fall back to the cold lane, which the outputs say.
+ * Nothing it creates outlives the run: a failed create undoes what it did before failing.
  */
 export interface RunAppArgs {
   recipe: pulumi.Input<string>;
   /** The run stack that owns the app (run-<recipe>-<hex6>); marks the app so the reaper can judge it. */
   stack: pulumi.Input<string>;
+  /** The cold lane's domain (the run's own). */
   domain: pulumi.Input<string>;
   /** A released version, a commit of the recipe, or "" for the newest release. */
   ref: pulumi.Input<string>;
   health: pulumi.Input<HealthSpec>;
   ready?: pulumi.Input<HealthSpec>;
   deployTimeoutMs: pulumi.Input<number>;
+  /** Env values for the app's deploys (e.g. its OIDC issuer); a borrowed canonical's file never keeps them. */
   env?: pulumi.Input<Record<string, pulumi.Input<string>>>;
   /** Values for the app's swarm secrets; missing ones are generated. */
   secrets?: pulumi.Input<Record<string, pulumi.Input<string>>>;
   deployerSettings: pulumi.Input<DeployerSettings>;
+  /** Set for the quick lane: the canonical to borrow, and where its lease lives. */
+  quick?: pulumi.Input<QuickLane>;
 }
+
+export interface QuickLane {
+  canonical: LeasedCanonical;
+  /** Directory of the leases (the runner's state dir). */
+  stateDir: string;
+  /** How long to wait for another quick run's lease before falling back to the cold lane. */
+  leaseTimeoutMs: number;
+}
+
+type Lane = "cold" | "quick";
 
 interface RunAppInputs {
   recipe: string;
@@ -38,13 +62,21 @@ interface RunAppInputs {
   env?: Record<string, string>;
   secrets?: Record<string, string>;
   deployerSettings: DeployerSettings;
+  quick?: QuickLane;
 }
 
 interface RunAppOutputs extends RunAppInputs {
+  lane: Lane;
+  /** The domain the app answers on: the run's own (cold) or the canonical's stable one (quick). */
+  appDomain: string;
+  /** Why a quick run went to the cold lane. */
+  fallback?: string;
   /** The version or commit that was deployed (the newest release when ref was empty). */
   deployed: string;
+  deployCount: number;
   deployMs: number;
-  /** Every secret the app was given or generated. */
+  leaseWaitMs: number;
+  /** Every secret the app was given or generated (cold lane). */
   appSecrets: Record<string, string>;
 }
 
@@ -68,29 +100,25 @@ const runAppProvider: pulumi.dynamic.ResourceProvider = {
 };
 
 export class RunApp extends pulumi.dynamic.Resource {
+  declare public readonly lane: pulumi.Output<Lane>;
+  declare public readonly appDomain: pulumi.Output<string>;
+  declare public readonly fallback: pulumi.Output<string | undefined>;
   declare public readonly deployed: pulumi.Output<string>;
+  declare public readonly deployCount: pulumi.Output<number>;
   declare public readonly deployMs: pulumi.Output<number>;
-  declare public readonly domain: pulumi.Output<string>;
+  declare public readonly leaseWaitMs: pulumi.Output<number>;
   declare public readonly appSecrets: pulumi.Output<Record<string, string>>;
 
   constructor(name: string, args: RunAppArgs, opts?: pulumi.CustomResourceOptions) {
-    super(
-      runAppProvider,
-      name,
-      { ...args, deployed: undefined, deployMs: undefined, appSecrets: undefined },
-      { ...opts, additionalSecretOutputs: ["secrets", "appSecrets"] },
-    );
+    const outputs = { lane: undefined, appDomain: undefined, fallback: undefined, deployed: undefined, deployCount: undefined, deployMs: undefined, leaseWaitMs: undefined, appSecrets: undefined };
+    super(runAppProvider, name, { ...args, ...outputs }, { ...opts, additionalSecretOutputs: ["secrets", "appSecrets"] });
   }
 }
 
 // The steps below run in the dynamic-provider process.
 
-function deployerFor(inputs: RunAppInputs): Deployer {
-  return createDeployer(inputs.deployerSettings);
-}
-
-function appRef(inputs: RunAppInputs): AppRef {
-  return { recipe: inputs.recipe, domain: inputs.domain };
+function appRef(recipe: string, domain: string): AppRef {
+  return { recipe, domain };
 }
 
 export async function checkRunApp(news: RunAppInputs): Promise<pulumi.dynamic.CheckResult> {
@@ -105,55 +133,142 @@ export async function checkRunApp(news: RunAppInputs): Promise<pulumi.dynamic.Ch
       throw new Error(`"${news.ref}" is neither a version (X.Y.Z+UPSTREAM) nor a commit (7–40 hex digits)`);
     }
   });
+  if (news.quick) {
+    const quick = news.quick;
+    check("quick.canonical.domain", () => assertDomain(quick.canonical.domain));
+    check("quick.canonical.knownGood", () => {
+      if (!isVersion(quick.canonical.knownGood)) throw new Error(`"${quick.canonical.knownGood}" is not a recipe version`);
+    });
+  }
   return { inputs: news, failures };
 }
 
 export async function diffRunApp(olds: RunAppOutputs, news: RunAppInputs): Promise<pulumi.dynamic.DiffResult> {
   // A run app is never changed in place: any change is a new app (runs are short and disposable).
-  const keys = ["recipe", "stack", "domain", "ref", "health", "ready"] as const;
+  const keys = ["recipe", "stack", "domain", "ref", "health", "ready", "quick"] as const;
   const replaces = keys.filter((key) => JSON.stringify(olds[key]) !== JSON.stringify(news[key]));
   return { changes: replaces.length > 0, replaces, deleteBeforeReplace: true };
 }
 
-async function resolveRef(deployer: Deployer, inputs: RunAppInputs): Promise<string> {
-  if (inputs.ref !== "") return inputs.ref;
-  const newest = (await releasedVersions(deployer.recipeDir(inputs.recipe))).versions.at(-1);
-  if (!newest) throw new Error(`recipe ${inputs.recipe} has no released version`);
+async function resolveRef(deployer: Deployer, recipe: string, ref: string): Promise<string> {
+  if (ref !== "") return ref;
+  const newest = (await releasedVersions(deployer.recipeDir(recipe))).versions.at(-1);
+  if (!newest) throw new Error(`recipe ${recipe} has no released version`);
   return newest.raw;
 }
 
 export async function createRunApp(inputs: RunAppInputs): Promise<pulumi.dynamic.CreateResult> {
-  const deployer = deployerFor(inputs);
-  const app = appRef(inputs);
+  const outs = inputs.quick ? await quickLane(inputs, inputs.quick) : await coldLane(inputs, { leaseWaitMs: 0 });
+  return { id: `${inputs.deployerSettings.server}/${outs.appDomain}`, outs: withoutUndefined(outs) };
+}
+
+async function coldLane(inputs: RunAppInputs, extra: { fallback?: string; leaseWaitMs: number }): Promise<RunAppOutputs> {
+  const deployer = createDeployer(inputs.deployerSettings);
+  const app = appRef(inputs.recipe, inputs.domain);
   const started = Date.now();
-  const ref = await resolveRef(deployer, inputs);
+  const ref = await resolveRef(deployer, inputs.recipe, inputs.ref);
   const existing = await deployer.appEnv(app);
   if (existing && existing[RUN_OWNER_KEY] !== inputs.stack) {
     throw new Error(`app ${inputs.domain} exists and belongs to ${existing[RUN_OWNER_KEY] ?? "no run"}; refusing to adopt it`);
   }
   let appSecrets: Record<string, string> = { ...inputs.secrets };
+  let deployCount = 0;
   try {
     if (!existing) {
       const version = isVersion(ref) ? ref : undefined;
-      const created = await deployer.newApp(app, { version, env: { ...inputs.env, [RUN_OWNER_KEY]: inputs.stack }, secrets: inputs.secrets });
+      const created = await deployer.newApp(app, { version, env: { [RUN_OWNER_KEY]: inputs.stack }, secrets: inputs.secrets });
       appSecrets = created.secrets;
     }
     if ((await deployer.currentVersion(app)) !== ref) {
-      await deployer.deploy(app, { ref, health: inputs.health, ready: inputs.ready, timeoutMs: inputs.deployTimeoutMs });
+      await deployer.deploy(app, { ref, health: inputs.health, ready: inputs.ready, timeoutMs: inputs.deployTimeoutMs, env: inputs.env });
+      deployCount += 1;
     }
   } catch (error) {
-    await removeEverything(deployer, app);
+    await removeColdApp(deployer, app);
     throw error;
   }
-  const outs: RunAppOutputs = { ...inputs, deployed: ref, deployMs: Date.now() - started, appSecrets };
-  return { id: `${inputs.deployerSettings.server}/${inputs.domain}`, outs: withoutUndefined(outs) };
+  return { ...inputs, lane: "cold", appDomain: inputs.domain, ...extra, deployed: ref, deployCount, deployMs: Date.now() - started, appSecrets };
 }
 
-async function removeEverything(deployer: Deployer, app: AppRef): Promise<void> {
+async function removeColdApp(deployer: Deployer, app: AppRef): Promise<void> {
   await deployer.undeploy(app);
   await deployer.remove(app, { volumes: true });
 }
 
+async function quickLane(inputs: RunAppInputs, quick: QuickLane): Promise<RunAppOutputs> {
+  const { canonical } = quick;
+  const waited = await waitForLease(quick.stateDir, inputs.recipe, inputs.stack, canonical, quick.leaseTimeoutMs);
+  if (waited.lease === null) {
+    const fallback = `the canonical's lease stayed held for ${Math.round(quick.leaseTimeoutMs / 1000)}s (${waited.holder}): ran in the cold lane`;
+    return coldLane(inputs, { fallback, leaseWaitMs: waited.waitedMs });
+  }
+  const deployer = createDeployer(canonical.deployerSettings);
+  const app = appRef(inputs.recipe, canonical.domain);
+  const started = Date.now();
+  let deployCount = 0;
+  let ref = "";
+  try {
+    // Our own lease from a create that a crash left unobserved: start again from the known-good.
+    if (waited.adopted) await putCanonicalBack(inputs.recipe, canonical);
+    await requireIdleCanonical(deployer, app, canonical);
+    ref = await resolveRef(deployer, inputs.recipe, inputs.ref);
+    const deploy = async (to: string) => {
+      await deployer.deploy(app, { ref: to, health: inputs.health, ready: inputs.ready, timeoutMs: inputs.deployTimeoutMs, env: inputs.env });
+      deployCount += 1;
+    };
+    await deploy(canonical.knownGood);
+    if (ref !== canonical.knownGood) await deploy(ref);
+  } catch (error) {
+    await putCanonicalBack(inputs.recipe, canonical);
+    await releaseLease(quick.stateDir, inputs.recipe, inputs.stack);
+    throw error;
+  }
+  return { ...inputs, lane: "quick", appDomain: canonical.domain, deployed: ref, deployCount, deployMs: Date.now() - started, leaseWaitMs: waited.waitedMs, appSecrets: {} };
+}
+
+/** Only an idle canonical of the warm stack is borrowed: undeployed, ours, at the known-good. */
+async function requireIdleCanonical(deployer: Deployer, app: AppRef, canonical: LeasedCanonical): Promise<void> {
+  const env = await deployer.appEnv(app);
+  if (env === null || env[WARM_OWNER_KEY] !== WARM_OWNER_MARK) {
+    throw new Error(`canonical ${app.domain} does not exist or is not the warm stack's: seed it with an up of the warm stack first`);
+  }
+  const live = await deployer.currentVersion(app);
+  if (live !== null) throw new Error(`canonical ${app.domain} is deployed (at ${live}) although its lease was free: it is not idle`);
+  const envVersion = await deployer.envVersion(app);
+  if (envVersion !== canonical.knownGood) {
+    throw new Error(`canonical ${app.domain} names ${envVersion ?? "no version"} in its env file, not its known-good ${canonical.knownGood}`);
+  }
+}
+
+/**
+ * Puts a borrowed canonical back as the known-good left it: undeployed, every volume the snapshot
+ * holds restored from it, any volume a tested version added removed, and the env file naming the
+ * known-good. Safe to repeat: the run's own cleanup and the reaper call it for a dead run's lease.
+ */
+export async function putCanonicalBack(recipe: string, canonical: LeasedCanonical): Promise<void> {
+  const deployer = createDeployer(canonical.deployerSettings);
+  const app = appRef(recipe, canonical.domain);
+  const key = stackNameForDomain(canonical.domain);
+  const options = { store: canonical.snapshotStore, helperImage: canonical.helperImage };
+  await deployer.undeploy(app);
+  const snapshot = await snapshotInfo(key, options);
+  if (!snapshot) throw new Error(`canonical ${canonical.domain} has no known-good snapshot in store ${canonical.snapshotStore}: it cannot be put back`);
+  for (const volume of await deployer.volumes(app)) {
+    if (!snapshot.volumes.includes(volume)) await removeVolume(volume);
+  }
+  await restoreSnapshot({ app: key, volumes: snapshot.volumes }, options);
+  await deployer.setEnvVersion(app, canonical.knownGood);
+}
+
 export async function deleteRunApp(props: RunAppOutputs): Promise<void> {
-  await removeEverything(deployerFor(props), appRef(props));
+  if (props.lane === "cold") {
+    await removeColdApp(createDeployer(props.deployerSettings), appRef(props.recipe, props.domain));
+    return;
+  }
+  const quick = props.quick!;
+  // Someone else's lease means the canonical was already put back (by the reaper) and lent again.
+  const lease = await readLease(quick.stateDir, props.recipe);
+  if (lease?.stack !== props.stack) return;
+  await putCanonicalBack(props.recipe, lease.canonical);
+  await releaseLease(quick.stateDir, props.recipe, props.stack);
 }

@@ -3,7 +3,9 @@ import { Command, CommanderError } from "commander";
 import { registerPreview } from "./commands/preview";
 import { registerPromote } from "./commands/promote";
 import { registerReap } from "./commands/reap";
+import { registerRun } from "./commands/run";
 import { registerStatus } from "./commands/status";
+import { registerTrigger } from "./commands/trigger";
 import { registerUp } from "./commands/up";
 
 // The package version, read at run time so the compiled CLI needs no build-time stamping.
@@ -22,6 +24,8 @@ function buildProgram(): Command {
   registerPromote(program);
   registerStatus(program);
   registerReap(program);
+  registerRun(program);
+  registerTrigger(program);
   return program;
 }
 

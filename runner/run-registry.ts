@@ -29,6 +29,11 @@ function registrationFile(stateDir: string, stack: string): string {
   return path.join(registryDir(stateDir), `${runStackNameSchema.parse(stack)}.json`);
 }
 
+/** A run's own working files (its ABRA_DIR): removed with its registration. */
+export function runWorkDir(stateDir: string, stack: string): string {
+  return path.join(registryDir(stateDir), runStackNameSchema.parse(stack));
+}
+
 export async function registerRun(stateDir: string, stack: string, pid = process.pid): Promise<RunRegistration> {
   const registration: RunRegistration = { stack: runStackNameSchema.parse(stack), pid, host: os.hostname(), startedAt: new Date().toISOString() };
   const file = registrationFile(stateDir, stack);

@@ -45,6 +45,15 @@ async function ensurePassphraseFile(file: string): Promise<void> {
   await chmod(file, 0o600);
 }
 
+/** Whether the backend holds the stack, without creating it. */
+export async function stackExists(stackName: string, settings: RunnerSettings): Promise<boolean> {
+  await ensureBackendDir(settings.backendUrl);
+  await ensurePassphraseFile(settings.passphraseFile);
+  const workspace = await LocalWorkspace.create({ workDir: settings.projectDir, envVars: pulumiEnv(settings) });
+  // A backend may qualify names as <org>/<project>/<stack>; the stack's own name is the last part.
+  return (await workspace.listStacks()).some((summary) => summary.name.split("/").at(-1) === stackName);
+}
+
 async function ensureBackendDir(backendUrl: string): Promise<void> {
   if (backendUrl.startsWith("file://")) await mkdir(backendUrl.slice("file://".length), { recursive: true });
 }
@@ -59,7 +68,8 @@ export function pulumiEnv(settings: RunnerSettings): Record<string, string> {
   return env;
 }
 
-export async function selectStack(stackName: string, settings: RunnerSettings): Promise<Stack> {
+/** `extraEnv` reaches the CLI and every process it starts (a run marks its processes that way). */
+export async function selectStack(stackName: string, settings: RunnerSettings, extraEnv: Record<string, string> = {}): Promise<Stack> {
   const program = programFor(stackName);
   await ensureBackendDir(settings.backendUrl);
   await ensurePassphraseFile(settings.passphraseFile);
@@ -69,7 +79,7 @@ export async function selectStack(stackName: string, settings: RunnerSettings): 
   try {
     return await LocalWorkspace.createOrSelectStack(
       { stackName, projectName: "warmstack", program },
-      { workDir: settings.projectDir, envVars: pulumiEnv(settings) },
+      { workDir: settings.projectDir, envVars: { ...pulumiEnv(settings), ...extraEnv } },
     );
   } catch (error) {
     if (/incorrect passphrase/.test(String(error))) {

@@ -39,6 +39,22 @@ function ssoRealm(config: RunConfig, stack: string, settings: DeployerSettings, 
   );
 }
 
+function appUnderTest(config: RunConfig, app: NonNullable<RunConfig["app"]>, stack: string, settings: DeployerSettings, realm: RunRealm | undefined) {
+  const quick = config.mode === "quick" && config.canonical ? { canonical: config.canonical, stateDir: config.stateDir, leaseTimeoutMs: config.leaseTimeoutSeconds * 1000 } : undefined;
+  return new RunApp("app", {
+    recipe: config.recipe,
+    stack,
+    domain: runDomain(config.recipe, config.hex, config.baseDomain),
+    ref: config.ref,
+    health: app.health,
+    ready: app.ready,
+    deployTimeoutMs: app.deployTimeoutSeconds * 1000,
+    env: realm ? { OIDC_ISSUER: realm.issuer, OIDC_CLIENT_ID: realm.clientId } : {},
+    deployerSettings: settings,
+    quick,
+  });
+}
+
 export async function runProgram(): Promise<Record<string, unknown>> {
   const stack = pulumi.getStack();
   const config = parseConfig(runConfigSchema, namespacedConfig(pulumi.runtime.allConfig()), `run stack ${stack}`);
@@ -46,8 +62,6 @@ export async function runProgram(): Promise<Record<string, unknown>> {
   if (!named || named.recipe !== config.recipe || named.hex !== config.hex) {
     throw new Error(`run stack ${stack}: its name must be run-${config.recipe}-${config.hex} (warmstack:recipe and warmstack:hex)`);
   }
-  const summary = { recipe: config.recipe, mode: config.mode, ref: config.ref || "latest" };
-  if (!config.sso) return { ...summary, sso: "none" satisfies SsoPath };
   const settings: DeployerSettings = {
     deployer: "stack",
     abraDir: config.abraDir,
@@ -55,20 +69,37 @@ export async function runProgram(): Promise<Record<string, unknown>> {
     proxyUrl: config.proxyUrl,
     dnsrrEndpoints: config.dnsrrEndpoints,
   };
-  const warm = await warmKeycloakState(config);
-  if (!warm.healthy) pulumi.log.warn(`cold fallback: ${warm.detail}; this run deploys its own Keycloak`);
-  const realm = ssoRealm(config, stack, settings, warm.healthy);
-  return {
-    ...summary,
-    sso: (warm.healthy ? "warm-keycloak" : "cold-keycloak") satisfies SsoPath,
-    fallback: warm.healthy ? undefined : warm.detail,
-    realm: realm.realm,
-    issuer: realm.issuer,
-    tokenEndpoint: realm.tokenEndpoint,
-    clientId: realm.clientId,
-    // Secret outputs stay secret: the runner hands them to the recipe's tests in their environment.
-    clientSecret: realm.clientSecret,
-    testUser: realm.testUser,
-    testUserPassword: realm.testUserPassword,
-  };
+  const outputs: Record<string, unknown> = { recipe: config.recipe, mode: config.mode, ref: config.ref || "latest", sso: "none" satisfies SsoPath };
+  let realm: RunRealm | undefined;
+  if (config.sso) {
+    const warm = await warmKeycloakState(config);
+    if (!warm.healthy) pulumi.log.warn(`cold fallback: ${warm.detail}; this run deploys its own Keycloak`);
+    realm = ssoRealm(config, stack, settings, warm.healthy);
+    Object.assign(outputs, {
+      sso: (warm.healthy ? "warm-keycloak" : "cold-keycloak") satisfies SsoPath,
+      fallback: warm.healthy ? undefined : warm.detail,
+      realm: realm.realm,
+      issuer: realm.issuer,
+      tokenEndpoint: realm.tokenEndpoint,
+      clientId: realm.clientId,
+      // Secret outputs stay secret: the runner hands them to the recipe's tests in their environment.
+      clientSecret: realm.clientSecret,
+      testUser: realm.testUser,
+      testUserPassword: realm.testUserPassword,
+    });
+  }
+  if (config.app) {
+    if (config.mode === "quick" && !config.canonical) pulumi.log.warn(`quick lane unavailable: no canonical of ${config.recipe} was given; this run uses the cold lane`);
+    const app = appUnderTest(config, config.app, stack, settings, realm);
+    Object.assign(outputs, {
+      lane: app.lane,
+      laneFallback: config.mode === "quick" && !config.canonical ? `no canonical of ${config.recipe} in the warm stack` : app.fallback,
+      appDomain: app.appDomain,
+      deployed: app.deployed,
+      deployCount: app.deployCount,
+      deployMs: app.deployMs,
+      leaseWaitMs: app.leaseWaitMs,
+    });
+  }
+  return outputs;
 }

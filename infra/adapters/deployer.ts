@@ -39,6 +39,8 @@ export interface DeployOptions {
   timeoutMs: number;
   /** Redeploying the version already running must be asked for explicitly. */
   force?: boolean;
+  /** Values for this deploy only, over the env file's; never written to it (a borrowed app keeps its file). */
+  env?: Record<string, string>;
 }
 
 export interface DeployResult {

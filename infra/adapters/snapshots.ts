@@ -514,3 +514,20 @@ export async function deleteSnapshot(app: string, options: SnapshotOptions & { n
   const where = await locate(options.node, options, QUICK_TIMEOUT_MS);
   await runHelper({ operation: "delete", app: key, volumes: [], script: DELETE_SCRIPT }, where);
 }
+
+/**
+ * Removes the helper services of an app key whose task has stopped (finished, failed or cut off): a
+ * killed caller never removes its helper. Running helpers are left alone; their owner may be live.
+ */
+export async function removeFinishedHelpers(app: string): Promise<string[]> {
+  const key = checkApp(app);
+  const names = lines(await docker(["service", "ls", "--filter", `label=${HELPER_APP_LABEL}=${key}`, "--format", "{{.Name}}"]));
+  const removed: string[] = [];
+  for (const name of names) {
+    const view = taskView(await serviceTasks(name));
+    if (view.state !== "complete" && !FAILED_STATES.has(view.state)) continue;
+    await removeHelper(name, true);
+    removed.push(name);
+  }
+  return removed;
+}

@@ -177,7 +177,7 @@ export class StackDeployer implements Deployer {
       const composeFiles = await this.prepareComposeFiles(recipeDir, options.ref, work, env, stack);
       await swarm.deployStack(stack, {
         composeFiles,
-        env: { ...env.toObject(), STACK_NAME: stack },
+        env: { ...env.toObject(), ...options.env, STACK_NAME: stack },
         cwd: work,
         resolveImage: this.options.resolveImage ?? "never",
       });

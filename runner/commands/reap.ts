@@ -1,17 +1,20 @@
 import { existsSync } from "node:fs";
-import { readdir, readFile } from "node:fs/promises";
+import { readdir, readFile, rm } from "node:fs/promises";
 import * as path from "node:path";
 import { ConcurrentUpdateError, LocalWorkspace } from "@pulumi/pulumi/automation";
 import { Command } from "commander";
 import { z } from "zod";
 import { readEnvFile } from "../../infra/adapters/app-env";
 import { CONFIG_NAMESPACE } from "../../infra/config";
+import { listLeases, readLease, releaseLease } from "../../infra/adapters/leases";
+import { removeFinishedHelpers } from "../../infra/adapters/snapshots";
 import { StackDeployer } from "../../infra/adapters/stack-deployer";
-import { domainSchema, parseRunStackName, recipeNameSchema, serverNameSchema } from "../../infra/naming";
+import { domainSchema, parseRunStackName, recipeNameSchema, serverNameSchema, stackNameForDomain } from "../../infra/naming";
 import { describeTarget, planReap, ReapDecision, ReapFacts, ReapPlan } from "../../infra/reaper";
-import { RUN_OWNER_KEY } from "../../infra/run-app";
+import { putCanonicalBack, RUN_OWNER_KEY } from "../../infra/run-app";
 import { adminConnection } from "../../infra/run-realm";
-import { isRegistrationLive, listRegistrations, unregisterRun } from "../run-registry";
+import { endRunProcesses } from "../processes";
+import { isRegistrationLive, listRegistrations, runWorkDir, unregisterRun } from "../run-registry";
 import { pulumiEnv, RunnerSettings, runnerSettings, selectStack } from "../workspace";
 
 /**
@@ -50,10 +53,20 @@ export interface ReapReport {
   notChecked: string[];
 }
 
-function inScope(recipe: string | undefined, decision: ReapDecision): boolean {
-  if (recipe === undefined) return true;
-  const stack = decision.kind === "realm" ? `run-${decision.realm}` : decision.kind === "app" ? decision.owner : decision.stack;
-  return parseRunStackName(stack)?.recipe === recipe;
+/** Limits a reap to one recipe's runs, or to one run (the runner cleaning up after itself). */
+export interface ReapScope {
+  recipe?: string;
+  stack?: string;
+}
+
+function ownerOf(decision: ReapDecision): string {
+  return decision.kind === "realm" ? `run-${decision.realm}` : decision.kind === "app" ? decision.owner : decision.stack;
+}
+
+function inScope(scope: ReapScope, decision: ReapDecision): boolean {
+  const owner = ownerOf(decision);
+  if (scope.stack !== undefined && owner !== scope.stack) return false;
+  return scope.recipe === undefined || parseRunStackName(owner)?.recipe === scope.recipe;
 }
 
 /**
@@ -104,7 +117,10 @@ async function lockOwners(settings: RunnerSettings, stack: string): Promise<{ pi
   return owners;
 }
 
-async function destroyRunStack(name: string, settings: RunnerSettings, timeoutMs: number): Promise<void> {
+/** Destroys and removes a run stack whose run is over, whatever state a killed run left it in. */
+export async function destroyRunStack(name: string, settings: RunnerSettings, timeoutMs: number): Promise<void> {
+  // The engine a killed runner started keeps running (and holds the lock) until it is ended.
+  await endRunProcesses(name);
   const stack = await selectStack(name, settings);
   // A killed run leaves a pending create behind (the provider may even have finished it unobserved):
   // clearing it lets destroy proceed; the markers let the realm and app passes find the thing itself.
@@ -146,12 +162,25 @@ async function remove(decision: ReapDecision, request: ReapRequest, settings: Ru
       await deployer.remove(app, { volumes: true });
       return;
     }
+    case "lease": {
+      const lease = await readLease(settings.stateDir, decision.recipe);
+      // Taken over by another run since the facts were gathered: that run puts it back itself.
+      if (lease?.stack !== decision.stack) return;
+      await endRunProcesses(decision.stack);
+      await putCanonicalBack(decision.recipe, lease.canonical);
+      // Helpers a killed provider left (finished, or cut off by the kill) of this canonical.
+      await removeFinishedHelpers(stackNameForDomain(lease.canonical.domain));
+      await releaseLease(settings.stateDir, decision.recipe, decision.stack);
+      return;
+    }
     case "registration":
+      await endRunProcesses(decision.stack);
+      await rm(runWorkDir(settings.stateDir, decision.stack), { recursive: true, force: true });
       return unregisterRun(settings.stateDir, decision.stack);
   }
 }
 
-async function gather(request: ReapRequest, settings: RunnerSettings): Promise<{ facts: ReapFacts; notChecked: string[] }> {
+async function gather(request: ReapRequest, settings: RunnerSettings, scope: ReapScope & { assumeDead?: boolean }): Promise<{ facts: ReapFacts; notChecked: string[] }> {
   const notChecked: string[] = [];
   const { stacks, abraDirs } = await backendStacks(settings);
   let realms: ReapFacts["realms"] = [];
@@ -169,22 +198,35 @@ async function gather(request: ReapRequest, settings: RunnerSettings): Promise<{
   for (const abraDir of new Set([request.abraDir, ...abraDirs].map((dir) => path.resolve(dir)))) apps.push(...(await runApps(abraDir)));
   // Read last: a run registers before it creates anything, so whatever was seen above that belongs
   // to a run still starting already has its registration here.
-  const registrations = (await listRegistrations(settings.stateDir)).map((registration) => ({ registration, live: isRegistrationLive(registration) }));
-  return { facts: { stacks, registrations, realms, runApps: apps }, notChecked };
+  const leases = (await listLeases(settings.stateDir)).map((lease) => ({ recipe: lease.recipe, stack: lease.stack }));
+  const registrations = (await listRegistrations(settings.stateDir)).map((registration) => ({
+    registration,
+    live: !(scope.assumeDead && registration.stack === scope.stack) && isRegistrationLive(registration),
+  }));
+  return { facts: { stacks, registrations, realms, runApps: apps, leases }, notChecked };
 }
 
-// Stacks go first: their destroy removes realms and apps the normal way, and a registration goes
-// last so a reap that fails midway still knows the run is dead next time.
-const ORDER: ReapDecision["kind"][] = ["stack", "realm", "app", "registration"];
+// Stacks go first: their destroy removes realms and apps and puts canonicals back the normal way;
+// a registration goes last so a reap that fails midway still knows the run is dead next time.
+const ORDER: ReapDecision["kind"][] = ["stack", "realm", "app", "lease", "registration"];
 
-export async function reap(request: ReapRequest, settings: RunnerSettings, onAction: (line: string) => void): Promise<ReapReport> {
-  const { facts, notChecked } = await gather(request, settings);
+/**
+ * `assumeDead` is for a run cleaning up after itself: its registration is its own and must not keep
+ * its leftovers alive.
+ */
+export async function reap(
+  request: ReapRequest,
+  settings: RunnerSettings,
+  onAction: (line: string) => void,
+  scope: ReapScope & { assumeDead?: boolean } = { recipe: request.recipe },
+): Promise<ReapReport> {
+  const { facts, notChecked } = await gather(request, settings, scope);
   const plan: ReapPlan = planReap(facts);
-  const removing = plan.remove.filter((d) => inScope(request.recipe, d)).sort((a, b) => ORDER.indexOf(a.kind) - ORDER.indexOf(b.kind));
-  const report: ReapReport = { dryRun: request.dryRun, removed: [], kept: plan.keep.filter((d) => inScope(request.recipe, d)), failed: [], notChecked };
+  const removing = plan.remove.filter((d) => inScope(scope, d)).sort((a, b) => ORDER.indexOf(a.kind) - ORDER.indexOf(b.kind));
+  const report: ReapReport = { dryRun: request.dryRun, removed: [], kept: plan.keep.filter((d) => inScope(scope, d)), failed: [], notChecked };
   const failedStacks = new Set<string>();
   for (const decision of removing) {
-    // A registration is the only record that its run died; keep it while that run's stack remains.
+    // A registration is the only record that its run died; keep it while that run's leftovers remain.
     if (decision.kind === "registration" && failedStacks.has(decision.stack)) {
       report.kept.push({ ...decision, reason: "its run stack could not be removed yet" });
       continue;
@@ -202,7 +244,7 @@ export async function reap(request: ReapRequest, settings: RunnerSettings, onAct
       const message = error instanceof Error ? error.message : String(error);
       onAction(`FAILED to remove ${describeTarget(decision)} (${decision.reason}): ${message}`);
       report.failed.push({ ...decision, error: message });
-      if (decision.kind === "stack") failedStacks.add(decision.stack);
+      if (decision.kind !== "registration") failedStacks.add(ownerOf(decision));
     }
   }
   for (const decision of report.kept) onAction(`kept ${describeTarget(decision)}: ${decision.reason}`);

@@ -10,11 +10,11 @@ const runArb = fc.tuple(recipeArb, hexArb).map(([recipe, hex]) => ({ recipe, hex
 
 const registration = (stack: string, pid: number, live: boolean) => ({ registration: { stack, pid, host: "here", startedAt: "2026-01-01T00:00:00.000Z" }, live });
 
-/** Facts around a set of runs, each live or dead, each with or without its stack, realm, app and registration. */
+/** Facts around a set of runs, each live or dead, each with or without its stack, realm, app, lease and registration. */
 const factsArb = fc
   .record({
     runs: fc.array(
-      fc.record({ run: runArb, live: fc.boolean(), hasStack: fc.boolean(), hasRealm: fc.boolean(), hasApp: fc.boolean(), hasRegistration: fc.boolean() }),
+      fc.record({ run: runArb, live: fc.boolean(), hasStack: fc.boolean(), hasRealm: fc.boolean(), hasApp: fc.boolean(), hasLease: fc.boolean(), hasRegistration: fc.boolean() }),
       { maxLength: 12 },
     ),
     foreignRealms: fc.array(
@@ -36,6 +36,7 @@ const factsArb = fc
       registrations: runs.filter((r) => r.live || r.hasRegistration).map((r, n) => registration(r.run.stack, 1000 + n, r.live)),
       realms: [...foreignRealms, ...runs.filter((r) => r.hasRealm).map((r) => ({ realm: r.run.realm, attributes: { [STACK_ATTRIBUTE]: r.run.stack } }))],
       runApps: runs.filter((r) => r.hasApp).map((r) => ({ abraDir: "/abra", server: "default", domain: `${r.run.recipe.slice(0, 4)}-${r.run.hex}.test`, owner: r.run.stack })),
+      leases: runs.filter((r) => r.hasLease).map((r) => ({ recipe: r.run.recipe, stack: r.run.stack })),
     };
     return facts;
   });
@@ -78,13 +79,17 @@ describe("planReap", () => {
       fc.property(factsArb, (facts) => {
         const plan = planReap(facts);
         const live = new Set(facts.registrations.filter((r) => r.live).map((r) => r.registration.stack));
-        assert.equal(plan.remove.length + plan.keep.length, facts.stacks.length + facts.realms.length + facts.runApps.length + facts.registrations.length);
+        const factCount = facts.stacks.length + facts.realms.length + facts.runApps.length + facts.leases.length + facts.registrations.length;
+        assert.equal(plan.remove.length + plan.keep.length, factCount);
         for (const decision of [...plan.remove, ...plan.keep]) assert.ok(decision.reason.length > 0);
         for (const stack of facts.stacks.filter((s) => /^run-.+-[0-9a-f]{6}$/.test(s) && !live.has(s))) {
           assert.ok(plan.remove.some((d) => d.kind === "stack" && d.stack === stack), stack);
         }
         for (const app of facts.runApps.filter((a) => !live.has(a.owner))) {
           assert.ok(plan.remove.some((d) => d.kind === "app" && d.domain === app.domain), app.domain);
+        }
+        for (const lease of facts.leases.filter((l) => !live.has(l.stack))) {
+          assert.ok(plan.remove.some((d) => d.kind === "lease" && d.recipe === lease.recipe), lease.recipe);
         }
         for (const { registration: r } of facts.registrations.filter((r) => !r.live)) {
           assert.ok(plan.remove.some((d) => d.kind === "registration" && d.stack === r.stack && d.pid === r.pid), r.stack);
@@ -100,6 +105,7 @@ describe("planReap", () => {
       registrations: [],
       realms: [{ realm: "sso-app-abcdef", attributes: { [STACK_ATTRIBUTE]: "run-sso-app-123456" } }],
       runApps: [],
+      leases: [],
     });
     assert.equal(plan.remove.length, 0);
     assert.match(plan.keep[0]!.reason, /not the run stack of this realm/);
@@ -111,8 +117,9 @@ describe("planReap", () => {
       registrations: [{ registration: { stack: "run-sso-app-abcdef", pid: 1, host: "elsewhere", startedAt: "2020-01-01T00:00:00.000Z" }, live: true }],
       realms: [{ realm: "sso-app-abcdef", attributes: { [STACK_ATTRIBUTE]: "run-sso-app-abcdef" } }],
       runApps: [{ abraDir: "/abra", server: "default", domain: "sso--abcdef.test", owner: "run-sso-app-abcdef" }],
+      leases: [{ recipe: "sso-app", stack: "run-sso-app-abcdef" }],
     });
     assert.deepEqual(plan.remove, []);
-    assert.equal(plan.keep.length, 4);
+    assert.equal(plan.keep.length, 5);
   });
 });
