@@ -3,7 +3,7 @@ import type { AppRef, Deployer, HealthSpec } from "./adapters/deployer";
 import { createDeployer, DeployerSettings } from "./adapters/deployers";
 import { readLease, releaseLease, waitForLease } from "./adapters/leases";
 import { isCommitRef, releasedVersions } from "./adapters/recipes";
-import { restoreSnapshot, snapshotInfo } from "./adapters/snapshots";
+import { removeFinishedHelpers, restoreSnapshot, snapshotInfo } from "./adapters/snapshots";
 import { removeVolume } from "./adapters/swarm";
 import type { LeasedCanonical } from "./config";
 import { assertDomain, assertRecipeName, parseRunStackName, stackNameForDomain, WARM_OWNER_KEY, WARM_OWNER_MARK } from "./naming";
@@ -244,6 +244,7 @@ async function requireIdleCanonical(deployer: Deployer, app: AppRef, canonical: 
  * Puts a borrowed canonical back as the known-good left it: undeployed, every volume the snapshot
  * holds restored from it, any volume a tested version added removed, and the env file naming the
  * known-good. Safe to repeat: the run's own cleanup and the reaper call it for a dead run's lease.
+ * Only the lease holder calls it, so any stopped snapshot helper of the canonical is a killed run's.
  */
 export async function putCanonicalBack(recipe: string, canonical: LeasedCanonical): Promise<void> {
   const deployer = createDeployer(canonical.deployerSettings);
@@ -258,6 +259,7 @@ export async function putCanonicalBack(recipe: string, canonical: LeasedCanonica
   }
   await restoreSnapshot({ app: key, volumes: snapshot.volumes }, options);
   await deployer.setEnvVersion(app, canonical.knownGood);
+  await removeFinishedHelpers(key);
 }
 
 export async function deleteRunApp(props: RunAppOutputs): Promise<void> {

@@ -5,6 +5,7 @@ import { ConcurrentUpdateError, Stack } from "@pulumi/pulumi/automation";
 import { Command } from "commander";
 import { z } from "zod";
 import { waitUntil } from "../../infra/adapters/health";
+import { readLease } from "../../infra/adapters/leases";
 import { releasedVersions } from "../../infra/adapters/recipes";
 import { recipeNameSchema } from "../../infra/naming";
 import { compareVersions, isVersion, parseVersion } from "../../infra/versions";
@@ -184,6 +185,22 @@ async function upCanonical(stack: Stack, recipe: string, lockDeadline: number, p
   }
 }
 
+/** A quick run borrowing the canonical must put it back before the canonical may change under it. */
+async function waitUntilNotLeased(stateDir: string, recipe: string, deadline: number, progress: Progress): Promise<void> {
+  let said = false;
+  await waitUntil(
+    `the quick run on canonical ${recipe} to end`,
+    async () => {
+      const lease = await readLease(stateDir, recipe);
+      if (lease === null) return { done: true, value: undefined };
+      if (!said) progress.say(`canonical ${recipe} is lent to ${lease.stack}; waiting for it to be put back`);
+      said = true;
+      return { done: false, state: `leased by ${lease.stack} since ${lease.takenAt}` };
+    },
+    { timeoutMs: Math.max(0, deadline - Date.now()), intervalMs: 1000 },
+  );
+}
+
 export async function promote(request: PromoteRequest, progress: Progress): Promise<PromoteResult> {
   const { recipe, version } = request;
   const lockTimeoutMs = request.lockTimeoutSeconds * 1000;
@@ -217,6 +234,7 @@ export async function promote(request: PromoteRequest, progress: Progress): Prom
 
   progress.say(`promote ${recipe}: ${from.knownGood ?? "(not seeded)"} → ${version}`);
   try {
+    await waitUntilNotLeased(settings.stateDir, recipe, lockDeadline, progress);
     await upCanonical(stack, recipe, lockDeadline, progress, request.lockTimeoutSeconds);
   } catch (error) {
     const reason = reasonOf(error);

@@ -7,9 +7,8 @@ import { z } from "zod";
 import { readEnvFile } from "../../infra/adapters/app-env";
 import { CONFIG_NAMESPACE } from "../../infra/config";
 import { listLeases, readLease, releaseLease } from "../../infra/adapters/leases";
-import { removeFinishedHelpers } from "../../infra/adapters/snapshots";
 import { StackDeployer } from "../../infra/adapters/stack-deployer";
-import { domainSchema, parseRunStackName, recipeNameSchema, serverNameSchema, stackNameForDomain } from "../../infra/naming";
+import { domainSchema, parseRunStackName, recipeNameSchema, serverNameSchema } from "../../infra/naming";
 import { describeTarget, planReap, ReapDecision, ReapFacts, ReapPlan } from "../../infra/reaper";
 import { putCanonicalBack, RUN_OWNER_KEY } from "../../infra/run-app";
 import { adminConnection } from "../../infra/run-realm";
@@ -168,8 +167,6 @@ async function remove(decision: ReapDecision, request: ReapRequest, settings: Ru
       if (lease?.stack !== decision.stack) return;
       await endRunProcesses(decision.stack);
       await putCanonicalBack(decision.recipe, lease.canonical);
-      // Helpers a killed provider left (finished, or cut off by the kill) of this canonical.
-      await removeFinishedHelpers(stackNameForDomain(lease.canonical.domain));
       await releaseLease(settings.stateDir, decision.recipe, decision.stack);
       return;
     }
