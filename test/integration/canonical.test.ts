@@ -359,7 +359,8 @@ describe("canonicals on the bed", { concurrency: true }, () => {
     before(async () => {
       fixture = await stackWith([
         { recipe: "custom-html", tags: [V100, V101, V110], knownGood: V100 },
-        { recipe: "sso-app", tags: [V100, V110], knownGood: V100 },
+        // sso-app's first boot takes 150 s (the cost a canonical saves quick runs).
+        { recipe: "sso-app", tags: [V100, V110], knownGood: V100, deployTimeoutSeconds: 300 },
       ]);
       await swarm.docker(["volume", "create", unrelated]);
       extraVolumes.push(unrelated);

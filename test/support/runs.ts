@@ -1,0 +1,61 @@
+import { readdir, readFile } from "node:fs/promises";
+import * as path from "node:path";
+import { execa, ResultPromise } from "execa";
+import * as swarm from "../../infra/adapters/swarm";
+import type { RunResults } from "../../runner/results";
+import { proxyUrl } from "./bed";
+import { PulumiProject, REPO_ROOT } from "./pulumi-project";
+
+/** The `warmstack` CLI on a test project, with the repository's recipe catalogue (the fixture recipes). */
+export function warmstack(project: PulumiProject, args: readonly string[], env: Record<string, string> = {}): ResultPromise<{ reject: false; all: true; timeout: number }> {
+  return execa("node", [path.join(REPO_ROOT, "dist", "runner", "cli.js"), ...args], {
+    env: { ...project.env(), WARMSTACK_CATALOGUE: path.join(REPO_ROOT, "catalogue.yaml"), WARMSTACK_PROXY_URL: proxyUrl(), ...env },
+    reject: false,
+    all: true,
+    timeout: 1_200_000,
+  });
+}
+
+/** results.json of a finished run, found by its stack name in the run's output, or the only one there is. */
+export async function runResults(project: PulumiProject, stack?: string): Promise<RunResults[]> {
+  const dir = path.join(project.stateDir, "results");
+  const stacks = stack ? [stack] : await readdir(dir).catch(() => [] as string[]);
+  return Promise.all(stacks.map(async (name) => JSON.parse(await readFile(path.join(dir, name, "results.json"), "utf8")) as RunResults));
+}
+
+/** The run stack a runner's progress lines name (they all carry it). */
+export function stackNamed(output: string): string | undefined {
+  return /\b(run-[a-z0-9-]+-[0-9a-f]{6})\b/.exec(output)?.[1];
+}
+
+export interface Leftovers {
+  stacks: string[];
+  services: string[];
+  networks: string[];
+  volumes: string[];
+  leases: string[];
+  registrations: string[];
+}
+
+/**
+ * What a run could leave behind, for one recipe's runs: run stacks in the backend, swarm services,
+ * networks and volumes of run domains (`<recipe[:4]>-<hex>`), leases and run registrations.
+ */
+export async function leftovers(project: PulumiProject, recipe: string): Promise<Leftovers> {
+  const prefix = `${recipe.slice(0, 4).replace(/-+$/, "")}-`;
+  const runName = new RegExp(`^${prefix}[0-9a-f]{6}_`);
+  const listed = async (args: string[]) => (await swarm.docker(args)).split("\n").filter((name) => runName.test(name));
+  const stacksOutput = await project.pulumi(["stack", "ls", "--json"]);
+  const stacks = stacksOutput.exitCode === 0 ? (JSON.parse(stacksOutput.output) as { name: string }[]).map((entry) => entry.name).filter((name) => name.startsWith(`run-${recipe}-`)) : [];
+  const files = async (dir: string) => (await readdir(path.join(project.stateDir, dir)).catch(() => [] as string[])).filter((name) => name.endsWith(".json"));
+  return {
+    stacks,
+    services: await listed(["service", "ls", "--format", "{{.Name}}"]),
+    networks: await listed(["network", "ls", "--format", "{{.Name}}"]),
+    volumes: await listed(["volume", "ls", "--format", "{{.Name}}"]),
+    leases: await files("leases"),
+    registrations: (await files("runs")).filter((name) => name.startsWith(`run-${recipe}-`)),
+  };
+}
+
+export const NOTHING_LEFT: Leftovers = { stacks: [], services: [], networks: [], volumes: [], leases: [], registrations: [] };
