@@ -184,11 +184,16 @@ async function gather(request: ReapRequest, settings: RunnerSettings, scope: Rea
   if (request.keycloakDomain === undefined) {
     notChecked.push("realms: no Keycloak named (--keycloak-domain or WARMSTACK_KEYCLOAK_DOMAIN)");
   } else {
-    const keycloak = await adminConnection({ keycloakDomain: request.keycloakDomain, proxyUrl: request.proxyUrl, stateDir: settings.stateDir });
     try {
-      realms = await keycloak.listRealms();
-    } finally {
-      await keycloak.close();
+      const keycloak = await adminConnection({ keycloakDomain: request.keycloakDomain, proxyUrl: request.proxyUrl, stateDir: settings.stateDir });
+      try {
+        realms = await keycloak.listRealms();
+      } finally {
+        await keycloak.close();
+      }
+    } catch (error) {
+      // A Keycloak that is down holds no realm a reap could delete now; the rest is still reaped.
+      notChecked.push(`realms on ${request.keycloakDomain}: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}`);
     }
   }
   const apps: ReapFacts["runApps"][number][] = [];

@@ -338,6 +338,8 @@ async function promoteIfEligible(plan: Plan, outputs: OutputMap, testsPassed: bo
 
 export interface RunReport {
   results: RunResults;
+  /** The signal that stopped the run, if one did. */
+  received?: NodeJS.Signals;
   resultsFile: string;
   summaryFile: string;
 }
@@ -451,7 +453,7 @@ export async function runRecipe(request: RunRequest, progress: Progress): Promis
   await writeFile(resultsFile, `${JSON.stringify(results, null, 2)}\n`);
   await writeFile(summaryFile, renderMarkdown(results));
   progress.say(`run ${what}: ${results.outcome} in ${(results.durationMs / 1000).toFixed(1)}s; results in ${resultsFile}`);
-  return { results, resultsFile, summaryFile };
+  return { results, resultsFile, summaryFile, received: signals.received };
 }
 
 export function exitCodeOf(results: RunResults, received?: NodeJS.Signals): number {
@@ -488,8 +490,7 @@ export async function runFromCli(options: RunCliOptions, quick: boolean): Promis
   });
   const report = await runRecipe(request, new Progress(Boolean(options.json)));
   process.stdout.write(options.json ? `${JSON.stringify({ ...report.results, resultsFile: report.resultsFile, summaryFile: report.summaryFile }, null, 2)}\n` : renderMarkdown(report.results));
-  const received = report.results.outcome === "interrupted" ? (report.results.error?.includes("SIGINT") ? "SIGINT" : "SIGTERM") : undefined;
-  process.exitCode = exitCodeOf(report.results, received);
+  process.exitCode = exitCodeOf(report.results, report.received);
 }
 
 export function addRunOptions(command: Command): Command {

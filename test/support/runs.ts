@@ -40,10 +40,13 @@ export interface Leftovers {
 /**
  * What a run could leave behind, for one recipe's runs: run stacks in the backend, swarm services,
  * networks and volumes of run domains (`<recipe[:4]>-<hex>`), leases and run registrations.
+ * `baseDomain` limits the swarm objects to run domains under it, so suites with base domains of
+ * their own never see each other's runs on the shared daemon.
  */
-export async function leftovers(project: PulumiProject, recipe: string): Promise<Leftovers> {
+export async function leftovers(project: PulumiProject, recipe: string, options: { baseDomain?: string } = {}): Promise<Leftovers> {
   const prefix = `${recipe.slice(0, 4).replace(/-+$/, "")}-`;
-  const runName = new RegExp(`^${prefix}[0-9a-f]{6}_`);
+  const under = options.baseDomain === undefined ? "" : `${options.baseDomain.replace(/\./g, "_").replace(/[^a-z0-9_-]/g, "")}_`;
+  const runName = new RegExp(`^${prefix}[0-9a-f]{6}_${under}`);
   const listed = async (args: string[]) => (await swarm.docker(args)).split("\n").filter((name) => runName.test(name));
   const stacksOutput = await project.pulumi(["stack", "ls", "--json"]);
   const stacks = stacksOutput.exitCode === 0 ? (JSON.parse(stacksOutput.output) as { name: string }[]).map((entry) => entry.name).filter((name) => name.startsWith(`run-${recipe}-`)) : [];
