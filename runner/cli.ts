@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from "commander";
+import { registerNightly } from "./commands/nightly";
 import { registerPreview } from "./commands/preview";
 import { registerPromote } from "./commands/promote";
 import { registerReap } from "./commands/reap";
@@ -26,6 +27,7 @@ function buildProgram(): Command {
   registerReap(program);
   registerRun(program);
   registerTrigger(program);
+  registerNightly(program);
   return program;
 }
 
