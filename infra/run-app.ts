@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { AppRef, Deployer, HealthSpec } from "./adapters/deployer";
 import { createDeployer, DeployerSettings } from "./adapters/deployers";
-import { readLease, releaseLease, waitForLease } from "./adapters/leases";
+import { readLease, recordLeasedVolumes, releaseLease, waitForLease } from "./adapters/leases";
 import { isCommitRef, releasedVersions } from "./adapters/recipes";
 import { removeFinishedHelpers, restoreSnapshot, snapshotInfo } from "./adapters/snapshots";
 import { removeVolume } from "./adapters/swarm";
@@ -209,8 +209,9 @@ async function quickLane(inputs: RunAppInputs, quick: QuickLane): Promise<RunApp
   let ref = "";
   try {
     // Our own lease from a create that a crash left unobserved: start again from the known-good.
-    if (waited.adopted) await putCanonicalBack(inputs.recipe, canonical);
+    if (waited.adopted) await putCanonicalBack(inputs.recipe, canonical, waited.lease.volumes);
     await requireIdleCanonical(deployer, app, canonical);
+    if (!waited.adopted) await recordLeasedVolumes(quick.stateDir, inputs.recipe, inputs.stack, await deployer.volumes(app));
     ref = await resolveRef(deployer, inputs.recipe, inputs.ref);
     const deploy = async (to: string) => {
       await deployer.deploy(app, { ref: to, health: inputs.health, ready: inputs.ready, timeoutMs: inputs.deployTimeoutMs, env: inputs.env });
@@ -219,7 +220,7 @@ async function quickLane(inputs: RunAppInputs, quick: QuickLane): Promise<RunApp
     await deploy(canonical.knownGood);
     if (ref !== canonical.knownGood) await deploy(ref);
   } catch (error) {
-    await putCanonicalBack(inputs.recipe, canonical);
+    await putCanonicalBack(inputs.recipe, canonical, (await readLease(quick.stateDir, inputs.recipe))?.volumes);
     await releaseLease(quick.stateDir, inputs.recipe, inputs.stack);
     throw error;
   }
@@ -246,18 +247,19 @@ async function requireIdleCanonical(deployer: Deployer, app: AppRef, canonical: 
  * known-good. Safe to repeat: the run's own cleanup and the reaper call it for a dead run's lease.
  * Only the lease holder calls it, so any stopped snapshot helper of the canonical is a killed run's.
  */
-export async function putCanonicalBack(recipe: string, canonical: LeasedCanonical): Promise<void> {
+export async function putCanonicalBack(recipe: string, canonical: LeasedCanonical, lentVolumes?: string[]): Promise<void> {
   const deployer = createDeployer(canonical.deployerSettings);
   const app = appRef(recipe, canonical.domain);
   const key = stackNameForDomain(canonical.domain);
   const options = { store: canonical.snapshotStore, helperImage: canonical.helperImage };
   await deployer.undeploy(app);
-  const snapshot = await snapshotInfo(key, options);
-  if (!snapshot) throw new Error(`canonical ${canonical.domain} has no known-good snapshot in store ${canonical.snapshotStore}: it cannot be put back`);
+  // The idle canonical's volumes are its snapshot's; ask the store only when the lease does not say.
+  const volumes = lentVolumes ?? (await snapshotInfo(key, options))?.volumes;
+  if (!volumes) throw new Error(`canonical ${canonical.domain} has no known-good snapshot in store ${canonical.snapshotStore}: it cannot be put back`);
   for (const volume of await deployer.volumes(app)) {
-    if (!snapshot.volumes.includes(volume)) await removeVolume(volume);
+    if (!volumes.includes(volume)) await removeVolume(volume);
   }
-  await restoreSnapshot({ app: key, volumes: snapshot.volumes }, options);
+  await restoreSnapshot({ app: key, volumes }, options);
   await deployer.setEnvVersion(app, canonical.knownGood);
   await removeFinishedHelpers(key);
 }
@@ -271,6 +273,6 @@ export async function deleteRunApp(props: RunAppOutputs): Promise<void> {
   // Someone else's lease means the canonical was already put back (by the reaper) and lent again.
   const lease = await readLease(quick.stateDir, props.recipe);
   if (lease?.stack !== props.stack) return;
-  await putCanonicalBack(props.recipe, lease.canonical);
+  await putCanonicalBack(props.recipe, lease.canonical, lease.volumes);
   await releaseLease(quick.stateDir, props.recipe, props.stack);
 }

@@ -111,7 +111,7 @@ export async function waitConverged(spec: ConvergenceSpec): Promise<void> {
         const unhealthy = (await probeProblem("health", spec.health)) ?? (spec.ready && (await probeProblem("ready probe", spec.ready)));
         return unhealthy ? { done: false, state: unhealthy } : { done: true, value: undefined };
       },
-      { timeoutMs: spec.timeoutMs, intervalMs: 2000 },
+      { timeoutMs: spec.timeoutMs, intervalMs: 500 },
     );
   } catch (error) {
     if (!(error instanceof DeadlineError)) throw error;

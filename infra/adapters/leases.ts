@@ -21,6 +21,8 @@ const leaseSchema = z
     host: z.string().min(1),
     takenAt: z.string(),
     canonical: leasedCanonicalSchema,
+    /** The idle canonical's volumes when it was lent: the ones the put-back restores. */
+    volumes: z.array(z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/)).optional(),
   })
   .strict();
 export type Lease = z.infer<typeof leaseSchema>;
@@ -122,6 +124,16 @@ export async function waitForLease(
     if (error instanceof DeadlineError) return { lease: null, holder: error.lastState, waitedMs: Date.now() - started };
     throw error;
   }
+}
+
+/** Records the lent canonical's volumes in the holder's lease (replaced whole, never half-written). */
+export async function recordLeasedVolumes(stateDir: string, recipe: string, stack: string, volumes: string[]): Promise<void> {
+  const holder = await readLease(stateDir, recipe);
+  if (holder?.stack !== stack) throw new Error(`the lease of canonical ${recipe} is not held by ${stack} (${holder ? `held by ${holder.stack}` : "free"})`);
+  const file = leaseFile(stateDir, recipe);
+  const tmp = `${file}.${randomBytes(6).toString("hex")}.tmp`;
+  await writeFile(tmp, `${JSON.stringify({ ...holder, volumes })}\n`, { mode: 0o600, flag: "wx" });
+  await rename(tmp, file);
 }
 
 /** Releases the lease only if `stack` holds it: a lease someone else took meanwhile is never touched. */

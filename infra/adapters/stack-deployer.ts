@@ -228,7 +228,7 @@ export class StackDeployer implements Deployer {
         if (services.length + containers.length + networks.length === 0) return { done: true, value: undefined };
         return { done: false, state: `${services.length} services, ${containers.length} containers, ${networks.length} networks left` };
       },
-      { timeoutMs: options.timeoutMs ?? this.options.undeployTimeoutMs ?? 120_000 },
+      { timeoutMs: options.timeoutMs ?? this.options.undeployTimeoutMs ?? 120_000, intervalMs: 300 },
     );
   }
 

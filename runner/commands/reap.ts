@@ -166,7 +166,7 @@ async function remove(decision: ReapDecision, request: ReapRequest, settings: Ru
       // Taken over by another run since the facts were gathered: that run puts it back itself.
       if (lease?.stack !== decision.stack) return;
       await endRunProcesses(decision.stack);
-      await putCanonicalBack(decision.recipe, lease.canonical);
+      await putCanonicalBack(decision.recipe, lease.canonical, lease.volumes);
       await releaseLease(settings.stateDir, decision.recipe, decision.stack);
       return;
     }

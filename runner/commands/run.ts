@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { OutputMap, Stack } from "@pulumi/pulumi/automation";
 import { Command } from "commander";
@@ -277,35 +277,55 @@ function secretsOf(outputs: OutputMap): string[] {
 async function runTests(plan: Plan, outputs: OutputMap, signals: Signals): Promise<TestOutcome> {
   const [program, ...args] = plan.entry.test.command;
   const started = Date.now();
-  const result = await execa(program!, args, {
+  const timeoutMs = plan.entry.test.timeoutSeconds * 1000;
+  const subprocess = execa(program!, args, {
     cwd: plan.catalogueDir,
     env: testEnvironment(plan, outputs),
     extendEnv: false,
-    timeout: plan.entry.test.timeoutSeconds * 1000,
+    timeout: timeoutMs,
     cancelSignal: signals.abort.signal,
     forceKillAfterDelay: 5000,
     all: true,
     reject: false,
     stdin: "ignore",
   });
+  // execa stops only the command itself, then waits until its output is closed: a child the command
+  // started (a background `sleep`, a server, a `curl`) keeps it open, and the run would wait for that
+  // child however long it runs. Every process of the tests carries the run's mark: end them all.
+  const endTheTests = () => void endRunProcesses(plan.stack);
+  const overtime = setTimeout(endTheTests, timeoutMs + 1000);
+  signals.abort.signal.addEventListener("abort", endTheTests, { once: true });
+  let result: Awaited<typeof subprocess>;
+  try {
+    result = await subprocess;
+  } finally {
+    clearTimeout(overtime);
+    signals.abort.signal.removeEventListener("abort", endTheTests);
+  }
   const tail = redact(String(result.all ?? ""), secretsOf(outputs)).split("\n").slice(-TAIL_LINES).join("\n");
   const outcome: RunResults["tests"]["outcome"] = result.timedOut ? "timed-out" : result.exitCode === 0 && !result.isCanceled ? "passed" : "failed";
   return { tests: { outcome, exitCode: result.exitCode ?? null, durationMs: Date.now() - started, outputTail: tail } };
 }
 
-/** Destroys and removes the stack, then sweeps whatever a cut-off operation left that only markers name. */
-async function destroyEverything(plan: Plan, stack: Stack | undefined, settings: RunnerSettings, progress: Progress): Promise<void> {
+/**
+ * Destroys and removes the stack. When the up or the destroy did not complete, the state may miss what
+ * a cut-off operation made, so a sweep then removes whatever only markers name (realm, app, lease).
+ */
+async function destroyEverything(plan: Plan, stack: Stack | undefined, settings: RunnerSettings, progress: Progress, upCompleted: boolean): Promise<void> {
   // Whatever the engine or the tests still run belongs to this run, which is over now.
   await endRunProcesses(plan.stack);
+  let stateComplete = upCompleted && stack !== undefined;
   if (stack) {
     try {
       await stack.destroy({ onOutput: progress.engineOutput(plan.stack), signal: AbortSignal.timeout(STEP_TIMEOUT_MS) });
       await stack.workspace.removeStack(plan.stack);
     } catch (error) {
       progress.say(`destroy ${plan.stack}: ${firstLine(error)}; clearing its lock and pending operations and destroying again`);
+      stateComplete = false;
       await destroyRunStack(plan.stack, settings, STEP_TIMEOUT_MS);
     }
   }
+  if (stateComplete) return;
   const request = {
     dryRun: false,
     json: false,
@@ -396,7 +416,8 @@ export async function runRecipe(request: RunRequest, progress: Progress): Promis
     }
   } finally {
     try {
-      await log.run("destroy", () => destroyEverything(prepared, stack, settings, progress));
+      const upCompleted = log.steps.some((step) => step.name === "up" && step.outcome === "passed");
+      await log.run("destroy", () => destroyEverything(prepared, stack, settings, progress, upCompleted));
     } catch (caught) {
       failedStep ??= "destroy";
       error ??= firstLine(caught);
@@ -417,6 +438,7 @@ export async function runRecipe(request: RunRequest, progress: Progress): Promis
     log.skip("promote", "the run was not green");
   }
   signals.dispose();
+  await rm(registry.runWorkDir(settings.stateDir, stackName), { recursive: true, force: true });
   await registry.unregisterRun(settings.stateDir, stackName);
 
   const lane = value(outputs, "lane");

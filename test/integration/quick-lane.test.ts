@@ -129,7 +129,7 @@ describe("the quick lane on the bed", { concurrency: false }, () => {
     }
   });
 
-  it("two quick runs at once on the same canonical: the lease serializes them, both pass, the canonical is put back", async () => {
+  it("two quick runs at once on the same canonical: the lease serializes them, both pass, the canonical is put back", async (t) => {
     const runs = await Promise.all([0, 1].map(() => warmstack(fixture.project, ["run", "--recipe", recipe, "--quick", "--ref", v110])));
     const outputs = runs.map((run) => String(run.all));
     for (const [index, run] of runs.entries()) assert.equal(run.exitCode, 0, outputs[index]);
@@ -148,6 +148,7 @@ describe("the quick lane on the bed", { concurrency: false }, () => {
     // The second took the lease only once the first had put the canonical back and released it.
     assert.ok(waits[second!]! > 10_000, `the second run waited for the lease (${waits.join(", ")} ms)`);
     assert.ok(waits[first!]! < 5_000, `the first run got the lease at once (${waits.join(", ")} ms)`);
+    t.diagnostic(`lease waits: ${stacks[first!]} ${waits[first!]} ms, ${stacks[second!]} ${waits[second!]} ms`);
     const firstDestroy = step(a, "destroy");
     assert.ok(
       step(b, "tests").startsAt >= firstDestroy.endsAt - 1000,
