@@ -6,12 +6,15 @@ import { writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { execa } from "execa";
 import type { RunResults } from "../runner/results";
+import { bed } from "../test/support/bed";
 import { CanonicalStackFixture } from "../test/support/canonical-stack";
 import { runResults, stackNamed, warmstack } from "../test/support/runs";
 import { sharedKeycloak } from "../test/support/shared-keycloak";
 
 const RECIPE = "sso-app";
 const KNOWN_GOOD = "1.0.0+1.0";
+// The PR head is the commit of 1.1.0, whose tag the bench's checkout does not keep: an unreleased
+// commit, as a PR's is. A green cold run on it does not promote, so every round starts alike.
 const PR_VERSION = "1.1.0+1.1";
 
 interface Sample {
@@ -36,6 +39,7 @@ async function measure(fixture: CanonicalStackFixture, lane: "cold" | "quick", r
   if (run.exitCode !== 0 || !stack) throw new Error(`${lane} run failed (exit ${run.exitCode}):\n${String(run.all).slice(-3000)}`);
   const [results] = await runResults(fixture.project, stack);
   if (results!.lane !== lane) throw new Error(`asked for the ${lane} lane, got ${results!.lane}: ${JSON.stringify(results!.fallbacks)}`);
+  if (results!.promotion.outcome === "promoted") throw new Error(`the ${lane} run promoted the canonical: the rounds would no longer be alike`);
   process.stderr.write(`[bench] ${lane}: ${seconds(wallMs)}s (${results!.steps.map((step) => `${step.name} ${seconds(step.durationMs)}s`).join(", ")})\n`);
   return { lane, wallMs, results: results! };
 }
@@ -46,7 +50,7 @@ async function main(): Promise<void> {
   if (!Number.isInteger(rounds) || rounds < 1 || rounds > 10) throw new Error("--rounds: must be a whole number from 1 to 10");
 
   const keycloak = await sharedKeycloak();
-  const fixture = await CanonicalStackFixture.create([{ recipe: RECIPE, tags: [KNOWN_GOOD, PR_VERSION], knownGood: KNOWN_GOOD, deployTimeoutSeconds: 300 }]);
+  const fixture = await CanonicalStackFixture.create([{ recipe: RECIPE, tags: [KNOWN_GOOD], knownGood: KNOWN_GOOD, deployTimeoutSeconds: 300 }]);
   try {
     const passwordFile = path.join(fixture.project.stateDir, "kc-admin-password");
     await writeFile(passwordFile, keycloak.adminPassword, { mode: 0o600 });
@@ -54,7 +58,7 @@ async function main(): Promise<void> {
     process.stderr.write(`[bench] seeding the ${RECIPE} canonical at ${KNOWN_GOOD} (pays the first boot once)\n`);
     const seeded = await fixture.up();
     if (seeded.exitCode !== 0) throw new Error(`seeding failed:\n${seeded.output.slice(-3000)}`);
-    const ref = (await execa("git", ["-C", fixture.abra.recipeDir(RECIPE), "rev-parse", `${PR_VERSION}^{commit}`])).stdout.trim();
+    const ref = (await execa("git", ["-C", path.join(bed().recipes, RECIPE), "rev-parse", `${PR_VERSION}^{commit}`])).stdout.trim();
 
     const samples: Sample[] = [];
     for (let round = 0; round < rounds; round += 1) {

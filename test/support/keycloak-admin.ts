@@ -14,5 +14,7 @@ export async function keycloakAdmin(domain: string, password: string): Promise<K
 }
 
 export async function realmExists(client: KcAdminClient, realm: string): Promise<boolean> {
-  return (await client.realms.findOne({ realm })) !== undefined;
+  // findOne answers null for a realm that is not there.
+  const found = await client.realms.findOne({ realm });
+  return found !== undefined && found !== null;
 }

@@ -2,10 +2,11 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import * as path from "node:path";
+import { leaseFile } from "../../infra/adapters/leases";
+import * as swarm from "../../infra/adapters/swarm";
 import type { ReapReport } from "../../runner/commands/reap";
-import { CanonicalStackFixture, treeHash } from "./canonical-stack";
+import { CanonicalStackFixture, helpersOf, treeHash } from "./canonical-stack";
 import { assertPutBack, baselineOf, CanonicalBaseline, commitOf, eventually, OutputWatch, TestCatalogue } from "./quick-runs";
-import { helpersOf } from "./canonical-stack";
 import { runResults, warmstack } from "./runs";
 
 /**
@@ -40,6 +41,18 @@ const PHASES: Phase[] = [
     name: "after the run stack is created (its up has started)",
     reached: async (watch) => {
       await watch.waitFor(new RegExp(`up ${recipe} \\(${RUN}\\): started`));
+    },
+  },
+  {
+    // Beyond the four phases of the issue: the engine is mid-create, the one place where a killed
+    // runner's provider goes on unobserved (DESIGN.md, traps).
+    name: "during the up (the lease is taken and the canonical is being deployed)",
+    reached: async (watch, { fixture }) => {
+      await watch.waitFor(new RegExp(`up ${recipe} \\(${RUN}\\): started`));
+      const lease = leaseFile(fixture.project.stateDir, recipe);
+      await eventually("the lease to be taken and the canonical deployed", async () =>
+        existsSync(lease) && (await swarm.stackServices(fixture.stack(recipe))).length > 0 ? true : undefined,
+      );
     },
   },
   {
