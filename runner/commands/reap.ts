@@ -224,7 +224,9 @@ export async function reap(
 ): Promise<ReapReport> {
   const { facts, notChecked } = await gather(request, settings, scope);
   const plan: ReapPlan = planReap(facts);
-  const removing = plan.remove.filter((d) => inScope(scope, d)).sort((a, b) => ORDER.indexOf(a.kind) - ORDER.indexOf(b.kind));
+  // A run sweeping up after itself removes its own registration last, once it has written its results.
+  const ownRegistration = (d: ReapDecision) => scope.assumeDead === true && d.kind === "registration";
+  const removing = plan.remove.filter((d) => inScope(scope, d) && !ownRegistration(d)).sort((a, b) => ORDER.indexOf(a.kind) - ORDER.indexOf(b.kind));
   const report: ReapReport = { dryRun: request.dryRun, removed: [], kept: plan.keep.filter((d) => inScope(scope, d)), failed: [], notChecked };
   const failedStacks = new Set<string>();
   for (const decision of removing) {

@@ -379,7 +379,7 @@ export async function runRecipe(request: RunRequest, progress: Progress): Promis
   let outputs: OutputMap = {};
   let abraDir = "";
   let tests: RunResults["tests"] = { outcome: "not-run", exitCode: null, durationMs: 0, outputTail: "" };
-  let promotion: Promotion = { outcome: "not-eligible", version: null, reason: "the run did not finish" };
+  let promotion: Promotion;
   let failedStep: string | null = null;
   let error: string | null = null;
   // Registered before the stack exists, so a reap in between never judges the new stack stale.
@@ -435,7 +435,9 @@ export async function runRecipe(request: RunRequest, progress: Progress): Promis
       promotion = { outcome: "failed", version: null, reason: firstLine(caught) };
     }
   } else {
-    log.skip("promote", "the run was not green");
+    const why = signals.received ? `the run was stopped by ${signals.received}` : `the run was not green (step ${failedStep} failed)`;
+    promotion = { outcome: "not-eligible", version: null, reason: why };
+    log.skip("promote", why);
   }
   signals.dispose();
   await rm(registry.runWorkDir(settings.stateDir, stackName), { recursive: true, force: true });

@@ -1,6 +1,6 @@
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
 import fc from "fast-check";
@@ -8,8 +8,14 @@ import { catalogueEntry, CatalogueError, loadCatalogue } from "../../runner/cata
 
 const REPO_ROOT = path.resolve(__dirname, "..", "..", "..");
 
+const madeDirs: string[] = [];
+after(async () => {
+  for (const dir of madeDirs) await rm(dir, { recursive: true, force: true });
+});
+
 async function catalogueFile(text: string): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "warmstack-catalogue-"));
+  madeDirs.push(dir);
   const file = path.join(dir, "catalogue.yaml");
   await writeFile(file, text);
   return file;
