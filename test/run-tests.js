@@ -18,7 +18,15 @@ for (const kind of kinds) {
 }
 
 // The longest suites start first, so they never wait for a free slot at the end of the run.
-const SLOW_FIRST = ["warm-keycloak.test.js", "canonical.test.js", "warm-traefik.test.js"];
+const SLOW_FIRST = [
+  "warm-keycloak.test.js",
+  "canonical.test.js",
+  "run-command.test.js",
+  "run-kills-sigkill.test.js",
+  "run-kills-sigterm.test.js",
+  "quick-lane.test.js",
+  "warm-traefik.test.js",
+];
 const rank = (name) => (SLOW_FIRST.includes(name) ? SLOW_FIRST.indexOf(name) : SLOW_FIRST.length);
 const files = kinds.flatMap((kind) =>
   readdirSync(path.join(compiled, kind))

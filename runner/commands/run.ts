@@ -356,6 +356,15 @@ async function promoteIfEligible(plan: Plan, outputs: OutputMap, testsPassed: bo
     : { outcome: "unchanged", version: latest, reason: `${latest} already is the known-good` };
 }
 
+async function writeResults(dir: string, results: RunResults): Promise<{ resultsFile: string; summaryFile: string }> {
+  await mkdir(dir, { recursive: true });
+  const resultsFile = path.join(dir, "results.json");
+  const summaryFile = path.join(dir, "summary.md");
+  await writeFile(resultsFile, `${JSON.stringify(results, null, 2)}\n`);
+  await writeFile(summaryFile, renderMarkdown(results));
+  return { resultsFile, summaryFile };
+}
+
 export interface RunReport {
   results: RunResults;
   /** The signal that stopped the run, if one did. */
@@ -470,12 +479,7 @@ export async function runRecipe(request: RunRequest, progress: Progress): Promis
     finishedAt: finishedAt.toISOString(),
     durationMs: finishedAt.getTime() - startedAt.getTime(),
   });
-  const dir = request.resultsDir ?? path.join(settings.stateDir, "results", stackName);
-  await mkdir(dir, { recursive: true });
-  const resultsFile = path.join(dir, "results.json");
-  const summaryFile = path.join(dir, "summary.md");
-  await writeFile(resultsFile, `${JSON.stringify(results, null, 2)}\n`);
-  await writeFile(summaryFile, renderMarkdown(results));
+  const { resultsFile, summaryFile } = await writeResults(request.resultsDir ?? path.join(settings.stateDir, "results", stackName), results);
   progress.say(`run ${what}: ${results.outcome} in ${(results.durationMs / 1000).toFixed(1)}s; results in ${resultsFile}`);
   return { results, resultsFile, summaryFile, received: signals.received };
 }
