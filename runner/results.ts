@@ -71,6 +71,8 @@ export const resultsSchema = z
     fallbacks: z.array(fallbackSchema),
     steps: z.array(stepSchema),
     deployCount: z.number().int().nonnegative(),
+    /** How long the quick lane waited for the canonical's lease (0 in the cold lane). */
+    leaseWaitMs: z.number().int().nonnegative(),
     tests: testsSchema,
     promotion: promotionSchema,
     outcome: z.enum(["passed", "failed", "interrupted"]),

@@ -208,6 +208,17 @@ async function gather(request: ReapRequest, settings: RunnerSettings, scope: Rea
   return { facts: { stacks, registrations, realms, runApps: apps, leases }, notChecked };
 }
 
+/**
+ * A dead run's engine may still be running on this host and take a lease or create an app while the
+ * facts are gathered: its processes are ended first, so the facts stay true while they are acted on.
+ */
+async function endDeadRuns(settings: RunnerSettings, scope: ReapScope & { assumeDead?: boolean }): Promise<void> {
+  for (const registration of await listRegistrations(settings.stateDir)) {
+    const dead = (scope.assumeDead && registration.stack === scope.stack) || !isRegistrationLive(registration);
+    if (dead && inScope(scope, { kind: "registration", ...registration, reason: "" })) await endRunProcesses(registration.stack);
+  }
+}
+
 // Stacks go first: their destroy removes realms and apps and puts canonicals back the normal way;
 // a registration goes last so a reap that fails midway still knows the run is dead next time.
 const ORDER: ReapDecision["kind"][] = ["stack", "realm", "app", "lease", "registration"];
@@ -222,6 +233,7 @@ export async function reap(
   onAction: (line: string) => void,
   scope: ReapScope & { assumeDead?: boolean } = { recipe: request.recipe },
 ): Promise<ReapReport> {
+  if (!request.dryRun) await endDeadRuns(settings, scope);
   const { facts, notChecked } = await gather(request, settings, scope);
   const plan: ReapPlan = planReap(facts);
   // A run sweeping up after itself removes its own registration last, once it has written its results.

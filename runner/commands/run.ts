@@ -106,7 +106,7 @@ function redact(text: string, secrets: readonly string[]): string {
 
 const TAIL_LINES = 40;
 /** Processes get a moment to stop at a signal before they are ended: an `up` cancels at its next step. */
-const ENGINE_GRACE_MS = 15_000;
+const ENGINE_GRACE_MS = 5_000;
 const STEP_TIMEOUT_MS = 1_200_000;
 
 interface Signals {
@@ -342,8 +342,8 @@ type Promotion = RunResults["promotion"];
 
 async function promoteIfEligible(plan: Plan, outputs: OutputMap, testsPassed: boolean, abraDir: string, progress: Progress): Promise<Promotion> {
   const { recipe } = plan.request;
-  const lane = value(outputs, "lane");
-  if (lane !== "cold") return { outcome: "not-eligible", version: null, reason: "a quick run never promotes" };
+  // A quick request that fell back to the cold lane still was not asked to be authoritative.
+  if (plan.request.quick || value(outputs, "lane") !== "cold") return { outcome: "not-eligible", version: null, reason: "a quick run never promotes" };
   if (!testsPassed) return { outcome: "not-eligible", version: null, reason: "the run was not green" };
   if (!plan.entry.canonical || !plan.warm.enrolled.includes(recipe)) return { outcome: "not-eligible", version: null, reason: `${recipe} is not an enrolled canonical` };
   const deployed = value(outputs, "deployed") ?? "";
@@ -470,6 +470,7 @@ export async function runRecipe(request: RunRequest, progress: Progress): Promis
     fallbacks: prepared.fallbacks,
     steps: log.steps,
     deployCount: deployCount === undefined ? 0 : Number(deployCount),
+    leaseWaitMs: Number(value(outputs, "leaseWaitMs") ?? 0),
     tests,
     promotion,
     outcome: signals.received ? "interrupted" : failedStep === null ? "passed" : "failed",

@@ -31,6 +31,7 @@ function coldPass(): RunResults {
       step("promote", "passed", 30_000),
     ],
     deployCount: 1,
+    leaseWaitMs: 0,
     tests: { outcome: "passed", exitCode: 0, durationMs: 12_050, outputTail: "ok 1 - login\nok 2 - logout\n" },
     promotion: { outcome: "promoted", version: "10.7.1+26.6.2", reason: "green cold run on the latest version" },
     outcome: "passed",
