@@ -411,7 +411,7 @@ describe("canonicals on the bed", { concurrency: true }, () => {
       const customVolumes = await deployer.volumes(fixture.app("custom-html"));
       assert.equal(customVolumes.length, 1);
 
-      await fixture.enrol([{ recipe: "sso-app", tags: [], knownGood: V110 }]);
+      await fixture.enrol([{ recipe: "sso-app", tags: [], knownGood: V110, deployTimeoutSeconds: 300 }]);
       const up = await fixture.up();
       assert.equal(up.exitCode, 0, up.output);
       assert.match(up.output, /1 deleted/);

@@ -1,6 +1,6 @@
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, readdir, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
 import { leaseFile, listLeases, readLease, releaseLease, tryTakeLease, waitForLease } from "../../infra/adapters/leases";
@@ -16,7 +16,16 @@ const CANONICAL: LeasedCanonical = {
   deployTimeoutMs: 60_000,
 };
 
-const stateDir = () => mkdtemp(path.join(os.tmpdir(), "warmstack-leases-"));
+const madeDirs: string[] = [];
+after(async () => {
+  for (const dir of madeDirs) await rm(dir, { recursive: true, force: true });
+});
+
+async function stateDir(): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "warmstack-leases-"));
+  madeDirs.push(dir);
+  return dir;
+}
 
 describe("canonical leases (files in a real temp dir)", () => {
   it("gives the lease to one of many runs taking it at once, and names the holder to the others", async () => {
