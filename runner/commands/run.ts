@@ -485,7 +485,7 @@ export async function runRecipe(request: RunRequest, progress: Progress): Promis
   return { results, resultsFile, summaryFile, received: signals.received };
 }
 
-export function exitCodeOf(results: RunResults, received?: NodeJS.Signals): number {
+function exitCodeOf(results: RunResults, received?: NodeJS.Signals): number {
   if (results.outcome === "passed") return 0;
   if (received === "SIGINT") return 130;
   if (received === "SIGTERM") return 143;
