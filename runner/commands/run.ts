@@ -3,12 +3,12 @@ import { mkdir, rm, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { OutputMap, Stack } from "@pulumi/pulumi/automation";
 import { Command } from "commander";
-import { execa } from "execa";
 import { z } from "zod";
 import { CatalogueEntry, CONFIG_NAMESPACE, LeasedCanonical } from "../../infra/config";
 import { domainSchema, recipeNameSchema, runStackName } from "../../infra/naming";
 import { catalogueEntry, defaultCatalogueFile, loadCatalogue } from "../catalogue";
 import { endRunProcesses, RUN_STACK_ENV } from "../processes";
+import { outputValue as value, runRecipeTests } from "../recipe-tests";
 import { Progress } from "../progress";
 import { parseResults, RESULTS_SCHEMA_ID, renderMarkdown, RunResults } from "../results";
 import { hasCommit, latestReleaseDeployed, prepareRunAbraDir, quickLaneFor, recipeSource, WarmContext, warmContext } from "../run-context";
@@ -99,12 +99,6 @@ function firstLine(error: unknown): string {
   return (diagnostic ?? text.split("\n").find((line) => line.trim()) ?? "failed").trim().slice(0, 500);
 }
 
-/** Replaces every secret value in text, so test output can go into reports. */
-function redact(text: string, secrets: readonly string[]): string {
-  return secrets.filter((secret) => secret.length >= 4).reduce((acc, secret) => acc.split(secret).join("***"), text);
-}
-
-const TAIL_LINES = 40;
 /** Processes get a moment to stop at a signal before they are ended: an `up` cancels at its next step. */
 const ENGINE_GRACE_MS = 5_000;
 const STEP_TIMEOUT_MS = 1_200_000;
@@ -228,85 +222,6 @@ async function upWithin(stack: Stack, plan: Plan, signals: Signals, progress: Pr
   }
 }
 
-interface TestOutcome {
-  tests: RunResults["tests"];
-}
-
-function value(outputs: OutputMap, key: string): string | undefined {
-  const entry = outputs[key]?.value;
-  return entry === undefined || entry === null ? undefined : String(entry);
-}
-
-/**
- * The recipe's tests get the app and, for an SSO recipe, the realm — and nothing of the runner's own
- * environment beyond what a program needs to start: a PR's tests never see admin credentials.
- */
-function testEnvironment(plan: Plan, outputs: OutputMap): Record<string, string> {
-  const env: Record<string, string> = {
-    PATH: process.env.PATH ?? "/usr/bin:/bin",
-    HOME: process.env.HOME ?? "/tmp",
-    LANG: process.env.LANG ?? "C.UTF-8",
-    TMPDIR: process.env.TMPDIR ?? "/tmp",
-    [RUN_STACK_ENV]: plan.stack,
-    WARMSTACK_RECIPE: plan.request.recipe,
-    WARMSTACK_LANE: value(outputs, "lane") ?? "cold",
-    WARMSTACK_APP_DOMAIN: value(outputs, "appDomain") ?? "",
-    WARMSTACK_PROXY_URL: plan.warm.proxyUrl,
-  };
-  const oidc: Record<string, string> = {
-    OIDC_ISSUER: "issuer",
-    OIDC_TOKEN_ENDPOINT: "tokenEndpoint",
-    OIDC_CLIENT_ID: "clientId",
-    OIDC_CLIENT_SECRET: "clientSecret",
-    OIDC_TEST_USER: "testUser",
-    OIDC_TEST_PASSWORD: "testUserPassword",
-  };
-  for (const [name, key] of Object.entries(oidc)) {
-    const found = value(outputs, key);
-    if (found !== undefined) env[name] = found;
-  }
-  return env;
-}
-
-function secretsOf(outputs: OutputMap): string[] {
-  return Object.values(outputs)
-    .filter((output) => output.secret)
-    .map((output) => String(output.value ?? ""));
-}
-
-async function runTests(plan: Plan, outputs: OutputMap, signals: Signals): Promise<TestOutcome> {
-  const [program, ...args] = plan.entry.test.command;
-  const started = Date.now();
-  const timeoutMs = plan.entry.test.timeoutSeconds * 1000;
-  const subprocess = execa(program!, args, {
-    cwd: plan.catalogueDir,
-    env: testEnvironment(plan, outputs),
-    extendEnv: false,
-    timeout: timeoutMs,
-    cancelSignal: signals.abort.signal,
-    forceKillAfterDelay: 5000,
-    all: true,
-    reject: false,
-    stdin: "ignore",
-  });
-  // execa stops only the command itself, then waits until its output is closed: a child the command
-  // started (a background `sleep`, a server, a `curl`) keeps it open, and the run would wait for that
-  // child however long it runs. Every process of the tests carries the run's mark: end them all.
-  const endTheTests = () => void endRunProcesses(plan.stack);
-  const overtime = setTimeout(endTheTests, timeoutMs + 1000);
-  signals.abort.signal.addEventListener("abort", endTheTests, { once: true });
-  let result: Awaited<typeof subprocess>;
-  try {
-    result = await subprocess;
-  } finally {
-    clearTimeout(overtime);
-    signals.abort.signal.removeEventListener("abort", endTheTests);
-  }
-  const tail = redact(String(result.all ?? ""), secretsOf(outputs)).split("\n").slice(-TAIL_LINES).join("\n");
-  const outcome: RunResults["tests"]["outcome"] = result.timedOut ? "timed-out" : result.exitCode === 0 && !result.isCanceled ? "passed" : "failed";
-  return { tests: { outcome, exitCode: result.exitCode ?? null, durationMs: Date.now() - started, outputTail: tail } };
-}
-
 /**
  * Destroys and removes the stack. When the up or the destroy did not complete, the state may miss what
  * a cut-off operation made, so a sweep then removes whatever only markers name (realm, app, lease).
@@ -406,19 +321,26 @@ export async function runRecipe(request: RunRequest, progress: Progress): Promis
         () => upWithin(stack!, prepared, signals, progress),
         (up) => `${value(up, "lane")} lane, ${value(up, "deployed")} on ${value(up, "appDomain")}, ${value(up, "deployCount")} deploy(s)`,
       );
-      const outcome = await log.run(
+      tests = await log.run(
         "tests",
         async () => {
-          const ran = await runTests(prepared, outputs, signals);
-          if (ran.tests.outcome !== "passed") {
-            tests = ran.tests;
-            throw new Error(`the tests ${ran.tests.outcome === "timed-out" ? `timed out after ${prepared.entry.test.timeoutSeconds}s` : `failed (exit ${ran.tests.exitCode ?? "none"})`}`);
+          const ran = await runRecipeTests({
+            test: prepared.entry.test,
+            cwd: prepared.catalogueDir,
+            stack: stackName,
+            recipe: request.recipe,
+            proxyUrl: prepared.warm.proxyUrl,
+            outputs,
+            signal: signals.abort.signal,
+          });
+          if (ran.outcome !== "passed") {
+            tests = ran;
+            throw new Error(`the tests ${ran.outcome === "timed-out" ? `timed out after ${prepared.entry.test.timeoutSeconds}s` : `failed (exit ${ran.exitCode ?? "none"})`}`);
           }
           return ran;
         },
-        (ran) => `exit ${ran.tests.exitCode}`,
+        (ran) => `exit ${ran.exitCode}`,
       );
-      tests = outcome.tests;
     } catch (caught) {
       failedStep = log.steps.at(-1)?.name ?? "prepare";
       error = firstLine(caught);
