@@ -97,7 +97,7 @@ export async function runRecipeTests(run: RecipeTestRun): Promise<RunResults["te
     clearTimeout(overtime);
     run.signal.removeEventListener("abort", endTheTests);
   }
-  const outputTail = redact(String(result.all ?? ""), run.outputs).split("\n").slice(-TAIL_LINES).join("\n");
+  const outputTail = redact(String(result.all ?? ""), run.outputs).trimEnd().split("\n").slice(-TAIL_LINES).join("\n");
   const outcome = result.timedOut ? "timed-out" : result.exitCode === 0 && !result.isCanceled ? "passed" : "failed";
   return { outcome, exitCode: result.exitCode ?? null, durationMs: Date.now() - started, outputTail };
 }
