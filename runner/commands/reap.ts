@@ -56,6 +56,8 @@ export interface ReapReport {
 export interface ReapScope {
   recipe?: string;
   stack?: string;
+  /** For a run cleaning up after itself: its own registration must not keep its leftovers alive. */
+  assumeDead?: boolean;
 }
 
 function ownerOf(decision: ReapDecision): string {
@@ -165,19 +167,17 @@ async function remove(decision: ReapDecision, request: ReapRequest, settings: Ru
       const lease = await readLease(settings.stateDir, decision.recipe);
       // Taken over by another run since the facts were gathered: that run puts it back itself.
       if (lease?.stack !== decision.stack) return;
-      await endRunProcesses(decision.stack);
       await putCanonicalBack(decision.recipe, lease.canonical, lease.volumes);
       await releaseLease(settings.stateDir, decision.recipe, decision.stack);
       return;
     }
     case "registration":
-      await endRunProcesses(decision.stack);
       await rm(runWorkDir(settings.stateDir, decision.stack), { recursive: true, force: true });
       return unregisterRun(settings.stateDir, decision.stack);
   }
 }
 
-async function gather(request: ReapRequest, settings: RunnerSettings, scope: ReapScope & { assumeDead?: boolean }): Promise<{ facts: ReapFacts; notChecked: string[] }> {
+async function gather(request: ReapRequest, settings: RunnerSettings, scope: ReapScope): Promise<{ facts: ReapFacts; notChecked: string[] }> {
   const notChecked: string[] = [];
   const { stacks, abraDirs } = await backendStacks(settings);
   let realms: ReapFacts["realms"] = [];
@@ -201,21 +201,25 @@ async function gather(request: ReapRequest, settings: RunnerSettings, scope: Rea
   // Read last: a run registers before it creates anything, so whatever was seen above that belongs
   // to a run still starting already has its registration here.
   const leases = (await listLeases(settings.stateDir)).map((lease) => ({ recipe: lease.recipe, stack: lease.stack }));
-  const registrations = (await listRegistrations(settings.stateDir)).map((registration) => ({
+  const registrations = await judgedRegistrations(settings, scope);
+  return { facts: { stacks, registrations, realms, runApps: apps, leases }, notChecked };
+}
+
+async function judgedRegistrations(settings: RunnerSettings, scope: ReapScope): Promise<ReapFacts["registrations"][number][]> {
+  return (await listRegistrations(settings.stateDir)).map((registration) => ({
     registration,
     live: !(scope.assumeDead && registration.stack === scope.stack) && isRegistrationLive(registration),
   }));
-  return { facts: { stacks, registrations, realms, runApps: apps, leases }, notChecked };
 }
 
 /**
  * A dead run's engine may still be running on this host and take a lease or create an app while the
- * facts are gathered: its processes are ended first, so the facts stay true while they are acted on.
+ * facts are gathered: its processes (and its tests') are ended first, so the facts stay true while
+ * they are acted on, and nothing later has to end them again.
  */
-async function endDeadRuns(settings: RunnerSettings, scope: ReapScope & { assumeDead?: boolean }): Promise<void> {
-  for (const registration of await listRegistrations(settings.stateDir)) {
-    const dead = (scope.assumeDead && registration.stack === scope.stack) || !isRegistrationLive(registration);
-    if (dead && inScope(scope, { kind: "registration", ...registration, reason: "" })) await endRunProcesses(registration.stack);
+async function endDeadRuns(settings: RunnerSettings, scope: ReapScope): Promise<void> {
+  for (const { registration, live } of await judgedRegistrations(settings, scope)) {
+    if (!live && inScope(scope, { kind: "registration", ...registration, reason: "" })) await endRunProcesses(registration.stack);
   }
 }
 
@@ -223,15 +227,11 @@ async function endDeadRuns(settings: RunnerSettings, scope: ReapScope & { assume
 // a registration goes last so a reap that fails midway still knows the run is dead next time.
 const ORDER: ReapDecision["kind"][] = ["stack", "realm", "app", "lease", "registration"];
 
-/**
- * `assumeDead` is for a run cleaning up after itself: its registration is its own and must not keep
- * its leftovers alive.
- */
 export async function reap(
   request: ReapRequest,
   settings: RunnerSettings,
   onAction: (line: string) => void,
-  scope: ReapScope & { assumeDead?: boolean } = { recipe: request.recipe },
+  scope: ReapScope = { recipe: request.recipe },
 ): Promise<ReapReport> {
   if (!request.dryRun) await endDeadRuns(settings, scope);
   const { facts, notChecked } = await gather(request, settings, scope);
