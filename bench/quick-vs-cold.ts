@@ -8,7 +8,7 @@ import { execa } from "execa";
 import type { RunResults } from "../runner/results";
 import { bed } from "../test/support/bed";
 import { CanonicalStackFixture } from "../test/support/canonical-stack";
-import { runResults, stackNamed, warmstack } from "../test/support/runs";
+import { runToEnd } from "../test/support/runs";
 import { sharedKeycloak } from "../test/support/shared-keycloak";
 
 const RECIPE = "sso-app";
@@ -33,15 +33,14 @@ const seconds = (ms: number) => (ms / 1000).toFixed(1);
 
 async function measure(fixture: CanonicalStackFixture, lane: "cold" | "quick", ref: string, env: Record<string, string>, keycloakDomain: string): Promise<Sample> {
   const started = Date.now();
-  const run = await warmstack(fixture.project, ["run", "--recipe", RECIPE, "--ref", ref, "--keycloak-domain", keycloakDomain, ...(lane === "quick" ? ["--quick"] : [])], env);
+  const run = await runToEnd(fixture.project, ["run", "--recipe", RECIPE, "--ref", ref, "--keycloak-domain", keycloakDomain, ...(lane === "quick" ? ["--quick"] : [])], env);
   const wallMs = Date.now() - started;
-  const stack = stackNamed(String(run.all));
-  if (run.exitCode !== 0 || !stack) throw new Error(`${lane} run failed (exit ${run.exitCode}):\n${String(run.all).slice(-3000)}`);
-  const [results] = await runResults(fixture.project, stack);
-  if (results!.lane !== lane) throw new Error(`asked for the ${lane} lane, got ${results!.lane}: ${JSON.stringify(results!.fallbacks)}`);
-  if (results!.promotion.outcome === "promoted") throw new Error(`the ${lane} run promoted the canonical: the rounds would no longer be alike`);
-  process.stderr.write(`[bench] ${lane}: ${seconds(wallMs)}s (${results!.steps.map((step) => `${step.name} ${seconds(step.durationMs)}s`).join(", ")})\n`);
-  return { lane, wallMs, results: results! };
+  const { results } = run;
+  if (run.exitCode !== 0 || !results) throw new Error(`${lane} run failed (exit ${run.exitCode}):\n${run.output.slice(-3000)}`);
+  if (results.lane !== lane) throw new Error(`asked for the ${lane} lane, got ${results.lane}: ${JSON.stringify(results.fallbacks)}`);
+  if (results.promotion.outcome === "promoted") throw new Error(`the ${lane} run promoted the canonical: the rounds would no longer be alike`);
+  process.stderr.write(`[bench] ${lane}: ${seconds(wallMs)}s (${results.steps.map((step) => `${step.name} ${seconds(step.durationMs)}s`).join(", ")})\n`);
+  return { lane, wallMs, results };
 }
 
 async function main(): Promise<void> {

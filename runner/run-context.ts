@@ -67,7 +67,7 @@ function sharedKeycloakDomain(config: WarmConfig): string | undefined {
 }
 
 /** A seeded canonical's state, as the quick lane needs it; undefined when it was never seeded. */
-function leasedCanonicalOf(outputs: Record<string, unknown> | undefined): LeasedCanonical | undefined {
+export function leasedCanonicalOf(outputs: Record<string, unknown> | undefined): LeasedCanonical | undefined {
   if (!outputs?.snapshotId) return undefined;
   const snapshot = outputs.snapshot as { store?: unknown; helperImage?: unknown } | undefined;
   const parsed = leasedCanonicalSchema.safeParse({

@@ -1,9 +1,8 @@
-import { readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { Command } from "commander";
 import { AlertRecord, listAlerts } from "../../infra/adapters/alerts";
+import { readLease } from "../../infra/adapters/leases";
 import type { Hold } from "../../infra/gate";
-import { assertRecipeName } from "../../infra/naming";
 import { warmResources } from "../warm-state";
 import { runnerSettings, selectStack } from "../workspace";
 
@@ -41,19 +40,13 @@ export interface StatusReport {
 
 const RECENT_ALERTS = 10;
 
-/** A lease is a file `<stateDir>/leases/<recipe>.json`; its content is the quick lane's to define. */
+/** The canonical's lease, when a quick run holds it; one the adapter cannot read still shows as held. */
 async function leaseOf(stateDir: string, recipe: string): Promise<{ leased: boolean; lease?: unknown }> {
-  let text: string;
   try {
-    text = await readFile(path.join(stateDir, "leases", `${assertRecipeName(recipe)}.json`), "utf8");
+    const lease = await readLease(stateDir, recipe);
+    return lease === null ? { leased: false } : { leased: true, lease };
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return { leased: false };
-    throw error;
-  }
-  try {
-    return { leased: true, lease: JSON.parse(text) as unknown };
-  } catch {
-    return { leased: true, lease: "unreadable lease file" };
+    return { leased: true, lease: `unreadable lease: ${error instanceof Error ? error.message : String(error)}` };
   }
 }
 

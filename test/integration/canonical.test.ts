@@ -1,11 +1,12 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
-import * as path from "node:path";
+import { readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { execa } from "execa";
+import { Lease, leaseFile, tryTakeLease } from "../../infra/adapters/leases";
 import { restoreSnapshot } from "../../infra/adapters/snapshots";
 import * as swarm from "../../infra/adapters/swarm";
+import { leasedCanonicalOf } from "../../runner/run-context";
 import { CanonicalStackFixture, Enrolment, helpersOf, HELPER_IMAGE, removeVolumeEventually, storeState, treeHash, withVolumes } from "../support/canonical-stack";
 import { viaProxy } from "../support/http";
 
@@ -264,14 +265,21 @@ describe("canonicals on the bed", { concurrency: true }, () => {
       assert.equal(canonical!.state, "idle");
       assert.deepEqual([idle.warmApps, idle.holds, idle.alerts], [[], [], []]);
 
-      const leases = path.join(fixture.project.stateDir, "leases");
-      await mkdir(leases, { recursive: true });
-      await writeFile(path.join(leases, `${recipe}.json`), JSON.stringify({ stack: "run-custom-html-a1b2c3" }));
+      const holder = "run-custom-html-a1b2c3";
+      const borrowed = leasedCanonicalOf(state as unknown as Record<string, unknown>);
+      assert.ok(borrowed, "the seeded canonical's state is what a quick run borrows");
+      assert.equal((await tryTakeLease(fixture.project.stateDir, recipe, holder, borrowed)).taken, true);
       const leased = await status();
       assert.equal(leased.canonicals[0]!.state, "leased");
-      assert.deepEqual(leased.canonicals[0]!.lease, { stack: "run-custom-html-a1b2c3" });
+      assert.equal((leased.canonicals[0]!.lease as Lease).stack, holder);
       const text = await fixture.runner(["status"]);
       assert.match(String(text.stdout), new RegExp(`custom-html \\(${fixture.app(recipe).domain.replace(/\./g, "\\.")}\\): known-good 1\\.0\\.1\\+1\\.0, snapshot \\d+(\\.\\d)? KiB taken \\d+[smh] ago \\([0-9a-f]{12}\\), leased`));
+      // A lease the adapter cannot read still counts as held: a quick run may be using the canonical.
+      await writeFile(leaseFile(fixture.project.stateDir, recipe), "{half a lease");
+      const unreadable = await status();
+      assert.equal(unreadable.canonicals[0]!.state, "leased");
+      assert.match(String(unreadable.canonicals[0]!.lease), /^unreadable lease: .* is not JSON/);
+      await rm(leaseFile(fixture.project.stateDir, recipe));
     });
   });
 

@@ -3,13 +3,13 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { readLease, releaseLease, tryTakeLease } from "../../infra/adapters/leases";
 import * as swarm from "../../infra/adapters/swarm";
-import { leasedCanonicalSchema } from "../../infra/config";
 import { runStackName } from "../../infra/naming";
+import { leasedCanonicalOf } from "../../runner/run-context";
 import { registerRun, unregisterRun } from "../../runner/run-registry";
 import type { RunResults } from "../../runner/results";
 import { CanonicalStackFixture, withVolumes } from "../support/canonical-stack";
 import { assertPutBack, baselineOf, CanonicalBaseline, commitOf, TestCatalogue } from "../support/quick-runs";
-import { runResults, stackNamed, warmstack } from "../support/runs";
+import { runResults, runToEnd, stackNamed, warmstack } from "../support/runs";
 
 /**
  * The quick lane on the bed: `warmstack run --quick` borrows a seeded canonical of custom-html (its
@@ -59,13 +59,10 @@ describe("the quick lane on the bed", { concurrency: false }, () => {
   });
 
   it("quick PASS: the PR commit upgrades the borrowed canonical, the tests pass, and the canonical is put back byte-identical", async () => {
-    const run = await warmstack(fixture.project, ["run", "--recipe", recipe, "--quick", "--ref", v110]);
-    const output = String(run.all);
+    const run = await runToEnd(fixture.project, ["run", "--recipe", recipe, "--quick", "--ref", v110]);
+    const { output, stack, results } = run;
     assert.equal(run.exitCode, 0, output);
-    const stack = stackNamed(output);
-    assert.ok(stack, output);
-    const [results] = await runResults(fixture.project, stack);
-    assert.ok(results);
+    assert.ok(stack && results, output);
     assert.equal(results.outcome, "passed", output);
     assert.equal(results.mode, "quick");
     assert.equal(results.lane, "quick");
@@ -101,14 +98,11 @@ describe("the quick lane on the bed", { concurrency: false }, () => {
     // A short deploy timeout: the unhealthy version answers 503 until the deadline.
     const catalogue = await TestCatalogue.create(recipe, { deployTimeoutSeconds: 40 });
     try {
-      const run = await warmstack(fixture.project, ["run", "--recipe", recipe, "--quick", "--ref", unhealthy], { WARMSTACK_CATALOGUE: catalogue.file });
-      const output = String(run.all);
+      const run = await runToEnd(fixture.project, ["run", "--recipe", recipe, "--quick", "--ref", unhealthy], { WARMSTACK_CATALOGUE: catalogue.file });
+      const { output, stack, results } = run;
       assert.notEqual(run.exitCode, 0, output);
       assert.equal(run.exitCode, 1, output);
-      const stack = stackNamed(output);
-      assert.ok(stack, output);
-      const [results] = await runResults(fixture.project, stack);
-      assert.ok(results);
+      assert.ok(stack && results, output);
       assert.equal(results.outcome, "failed");
       assert.equal(results.failedStep, "up");
       assert.equal(results.mode, "quick");
@@ -164,30 +158,18 @@ describe("the quick lane on the bed", { concurrency: false }, () => {
 
   it("a lease held past its deadline: the run falls back to the cold lane, says why, passes, and leaves the lease alone", async () => {
     const holder = runStackName(recipe, randomBytes(3).toString("hex"));
-    const outputs = (await fixture.canonical(recipe)) as unknown as Record<string, unknown>;
-    const snapshot = outputs.snapshot as { store: string; helperImage: string };
-    const canonical = leasedCanonicalSchema.parse({
-      domain: outputs.domain,
-      knownGood: outputs.knownGood,
-      snapshotStore: snapshot.store,
-      helperImage: snapshot.helperImage,
-      deployerSettings: outputs.deployerSettings,
-      health: outputs.health,
-      deployTimeoutMs: outputs.deployTimeoutMs,
-    });
+    const canonical = leasedCanonicalOf((await fixture.canonical(recipe)) as unknown as Record<string, unknown>);
+    assert.ok(canonical, "the seeded canonical's state is what a quick run borrows");
     // A live run (this process) holds the canonical.
     await registerRun(fixture.project.stateDir, holder, process.pid);
     try {
       const taken = await tryTakeLease(fixture.project.stateDir, recipe, holder, canonical);
       assert.equal(taken.taken, true);
       try {
-        const run = await warmstack(fixture.project, ["run", "--recipe", recipe, "--quick", "--ref", v110, "--lease-timeout", "2"]);
-        const output = String(run.all);
+        const run = await runToEnd(fixture.project, ["run", "--recipe", recipe, "--quick", "--ref", v110, "--lease-timeout", "2"]);
+        const { output, stack, results } = run;
         assert.equal(run.exitCode, 0, output);
-        const stack = stackNamed(output);
-        assert.ok(stack, output);
-        const [results] = await runResults(fixture.project, stack);
-        assert.ok(results);
+        assert.ok(stack && results, output);
         assert.equal(results.outcome, "passed");
         assert.equal(results.mode, "quick");
         assert.equal(results.lane, "cold");

@@ -28,6 +28,23 @@ export function stackNamed(output: string): string | undefined {
   return /\b(run-[a-z0-9-]+-[0-9a-f]{6})\b/.exec(output)?.[1];
 }
 
+export interface FinishedRun {
+  exitCode: number | undefined;
+  output: string;
+  /** The run stack its progress named; undefined when the run was refused before it had one. */
+  stack?: string;
+  results?: RunResults;
+}
+
+/** `warmstack <args>` to its end, with the results.json of the run stack it names. */
+export async function runToEnd(project: PulumiProject, args: readonly string[], env: Record<string, string> = {}): Promise<FinishedRun> {
+  const run = await warmstack(project, args, env);
+  const output = String(run.all);
+  const stack = stackNamed(output);
+  const results = stack ? (await runResults(project, stack))[0] : undefined;
+  return { exitCode: run.exitCode, output, stack, results };
+}
+
 export interface Leftovers {
   stacks: string[];
   services: string[];
