@@ -207,11 +207,13 @@ async function quickLane(inputs: RunAppInputs, quick: QuickLane): Promise<RunApp
   const started = Date.now();
   let deployCount = 0;
   let ref = "";
+  let lentVolumes = waited.lease.volumes;
   try {
     // Our own lease from a create that a crash left unobserved: start again from the known-good.
-    if (waited.adopted) await putCanonicalBack(inputs.recipe, canonical, waited.lease.volumes);
+    if (waited.adopted) await putCanonicalBack(inputs.recipe, canonical, lentVolumes);
     await requireIdleCanonical(deployer, app, canonical);
-    if (!waited.adopted) await recordLeasedVolumes(quick.stateDir, inputs.recipe, inputs.stack, await deployer.volumes(app));
+    lentVolumes = await deployer.volumes(app);
+    await recordLeasedVolumes(quick.stateDir, inputs.recipe, inputs.stack, lentVolumes);
     ref = await resolveRef(deployer, inputs.recipe, inputs.ref);
     const deploy = async (to: string) => {
       await deployer.deploy(app, { ref: to, health: inputs.health, ready: inputs.ready, timeoutMs: inputs.deployTimeoutMs, env: inputs.env });
@@ -220,7 +222,7 @@ async function quickLane(inputs: RunAppInputs, quick: QuickLane): Promise<RunApp
     await deploy(canonical.knownGood);
     if (ref !== canonical.knownGood) await deploy(ref);
   } catch (error) {
-    await putCanonicalBack(inputs.recipe, canonical, (await readLease(quick.stateDir, inputs.recipe))?.volumes);
+    await putCanonicalBack(inputs.recipe, canonical, lentVolumes);
     await releaseLease(quick.stateDir, inputs.recipe, inputs.stack);
     throw error;
   }

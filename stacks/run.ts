@@ -89,11 +89,12 @@ export async function runProgram(): Promise<Record<string, unknown>> {
     });
   }
   if (config.app) {
-    if (config.mode === "quick" && !config.canonical) pulumi.log.warn(`quick lane unavailable: no canonical of ${config.recipe} was given; this run uses the cold lane`);
+    const noCanonical = config.mode === "quick" && !config.canonical;
+    if (noCanonical) pulumi.log.warn(`quick lane unavailable: no canonical of ${config.recipe} was given; this run uses the cold lane`);
     const app = appUnderTest(config, config.app, stack, settings, realm);
     Object.assign(outputs, {
       lane: app.lane,
-      laneFallback: config.mode === "quick" && !config.canonical ? `no canonical of ${config.recipe} in the warm stack` : app.fallback,
+      laneFallback: noCanonical ? `no canonical of ${config.recipe} in the warm stack` : app.fallback,
       appDomain: app.appDomain,
       deployed: app.deployed,
       deployCount: app.deployCount,
