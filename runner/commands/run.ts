@@ -206,18 +206,25 @@ async function createRunStack(plan: Plan, settings: RunnerSettings, abraDir: str
   return stack;
 }
 
-/** `up`, cancelled at a signal; if the engine does not stop within the grace period, its processes are ended. */
+/**
+ * `up`, cancelled at a signal or at the step deadline; if the engine does not stop within the grace
+ * period, its processes are ended.
+ */
 async function upWithin(stack: Stack, plan: Plan, signals: Signals, progress: Progress): Promise<OutputMap> {
   signals.abort.signal.throwIfAborted();
+  const stop = AbortSignal.any([signals.abort.signal, AbortSignal.timeout(STEP_TIMEOUT_MS)]);
   let grace: NodeJS.Timeout | undefined;
-  const onAbort = () => {
+  const onStop = () => {
     grace = setTimeout(() => void endRunProcesses(plan.stack), ENGINE_GRACE_MS);
   };
-  signals.abort.signal.addEventListener("abort", onAbort, { once: true });
+  stop.addEventListener("abort", onStop, { once: true });
   try {
-    return (await stack.up({ onOutput: progress.engineOutput(plan.stack), signal: signals.abort.signal })).outputs;
+    return (await stack.up({ onOutput: progress.engineOutput(plan.stack), signal: stop })).outputs;
+  } catch (error) {
+    if (stop.aborted && !signals.abort.signal.aborted) throw new Error(`the up did not finish within ${STEP_TIMEOUT_MS / 60_000} min: ${firstLine(error)}`);
+    throw error;
   } finally {
-    signals.abort.signal.removeEventListener("abort", onAbort);
+    stop.removeEventListener("abort", onStop);
     if (grace) clearTimeout(grace);
   }
 }
