@@ -67,6 +67,11 @@ export interface Deployer {
   envVersion(app: AppRef): Promise<string | null>;
   /** Reset the env file's TYPE to a version without deploying (restoring a canonical). */
   setEnvVersion(app: AppRef, version: string): Promise<void>;
+  /**
+   * Restarts the app's services that Swarm stopped trying to run (a dockerd restart uses up a
+   * restart attempt each time); returns their names. The version and spec stay as they are.
+   */
+  revive(app: AppRef): Promise<string[]>;
   /** The stack's volumes as Swarm names them. */
   volumes(app: AppRef): Promise<string[]>;
 }

@@ -256,6 +256,16 @@ export class StackDeployer implements Deployer {
     return null;
   }
 
+  async revive(app: AppRef): Promise<string[]> {
+    const revived: string[] = [];
+    for (const service of await swarm.stackServices(stackNameForDomain(app.domain))) {
+      if (service.replicas === 0 || (await swarm.serviceHasLiveTask(service.id))) continue;
+      await swarm.restartService(service.id);
+      revived.push(service.name);
+    }
+    return revived;
+  }
+
   async appEnv(app: AppRef): Promise<Record<string, string> | null> {
     try {
       return (await readEnvFile(this.envPath(app.domain))).toObject();

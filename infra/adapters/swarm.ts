@@ -157,6 +157,16 @@ export async function serviceTasks(serviceId: string): Promise<TaskState[]> {
   });
 }
 
+/** True when Swarm means to run a task of the service; false once it gave up restarting it. */
+export async function serviceHasLiveTask(serviceId: string): Promise<boolean> {
+  return lines(await docker(["service", "ps", "-q", "--filter", "desired-state=running", serviceId])).length > 0;
+}
+
+/** Schedules a fresh task with the same spec: the only way back for a service Swarm gave up on. */
+export async function restartService(serviceId: string): Promise<void> {
+  await docker(["service", "update", "--force", "--detach=true", serviceId]);
+}
+
 export async function stackContainers(stack: string): Promise<string[]> {
   return lines(await docker(["ps", "-aq", "--no-trunc", "--filter", `label=${STACK_LABEL}=${stack}`]));
 }

@@ -69,9 +69,10 @@ export async function sharedKeycloak(): Promise<SharedKeycloak> {
     const health = { path: "/realms/master" };
     const running = await deployer.currentVersion(app);
     const password = await readFile(passwordFile, "utf8").catch(() => undefined);
-    // After a dockerd restart the service is there but Keycloak boots again: wait for it rather
-    // than paying for a fresh deploy.
+    // After a dockerd restart the service is there but Keycloak boots again (or, once its restart
+    // attempts are used up, must be restarted): wait for it rather than paying for a fresh deploy.
     if (running === SHARED_KEYCLOAK_VERSION && password) {
+      await deployer.revive(app);
       const healthy = await waitHttpHealthy(
         "the shared Keycloak",
         { baseUrl: proxyUrl(), path: health.path, host: domain },

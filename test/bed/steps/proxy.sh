@@ -11,6 +11,12 @@ proxy_published_port() {
 
 proxy_pings() { curl -fsS --max-time 2 "http://127.0.0.1:$BED_PORT_BASE/ping"; }
 
+# A dockerd restart kills the proxy's task; once its restart attempts are used up Swarm keeps the
+# service at 0/1 with no task meant to run, and only a forced update schedules a new one.
+proxy_has_live_task() {
+  [[ -n "$(docker service ps -q --filter desired-state=running "${BED_PROXY_STACK}_app" 2>/dev/null)" ]]
+}
+
 step_proxy() {
   if [[ "$(proxy_published_port)" != "$BED_PORT_BASE" ]]; then
     if ss -Hltn "sport = :$BED_PORT_BASE" | grep -q .; then
@@ -22,6 +28,9 @@ step_proxy() {
       PROXY_NETWORK="$BED_PROXY_NETWORK" \
       docker stack deploy --resolve-image never $(stack_deploy_detach_flag) -c "$work/compose.yml" "$BED_PROXY_STACK" >/dev/null
     rm -rf "$work"
+  elif ! proxy_has_live_task; then
+    log "the bed proxy has no task left to run (restart attempts used up); starting it again"
+    docker service update --force --detach=true "${BED_PROXY_STACK}_app" >/dev/null
   fi
   wait_for "the bed proxy to answer /ping on 127.0.0.1:$BED_PORT_BASE" 90 proxy_pings
 }
