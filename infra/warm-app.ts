@@ -2,7 +2,6 @@ import * as pulumi from "@pulumi/pulumi";
 import { raiseAlert } from "./adapters/alerts";
 import type { AppRef, Deployer, HealthSpec } from "./adapters/deployer";
 import { createDeployer, DeployerSettings } from "./adapters/deployers";
-import { probeHttp } from "./adapters/health";
 import { deleteSnapshot, restoreSnapshot, takeSnapshot } from "./adapters/snapshots";
 import { assertDomain, assertRecipeName, stackNameForDomain, WARM_OWNER_KEY, WARM_OWNER_MARK } from "./naming";
 import { inputChecker, withoutUndefined } from "./provider-support";
@@ -142,8 +141,11 @@ export async function diffWarmApp(olds: WarmAppOutputs, news: WarmAppInputs): Pr
   const replaces = (["recipe", "domain", "kind"] as const).filter((key) => olds[key] !== news[key]);
   const healthChanged = JSON.stringify(olds.health) !== JSON.stringify(news.health);
   const versionChanged = live !== news.version || olds.deployedVersion !== news.version;
+  // An app that is down at its version (after a host restart Swarm may have given up on it) is
+  // brought back by the update: the plan must show it rather than report nothing to do.
+  const down = !versionChanged && !(await isHealthy(news));
   return {
-    changes: replaces.length > 0 || healthChanged || versionChanged,
+    changes: replaces.length > 0 || healthChanged || versionChanged || down,
     replaces,
     deleteBeforeReplace: true,
   };
@@ -182,13 +184,7 @@ function deployOptions(inputs: WarmAppInputs, ref: string, force: boolean) {
 }
 
 async function isHealthy(inputs: WarmAppInputs): Promise<boolean> {
-  const result = await probeHttp({
-    baseUrl: inputs.health.baseUrl ?? inputs.deployerSettings.proxyUrl,
-    path: inputs.health.path,
-    host: inputs.domain,
-    expectStatus: inputs.health.expectStatus,
-  });
-  return result.ok;
+  return (await deployerFor(inputs).probeHealth(appRef(inputs), inputs.health)).ok;
 }
 
 function outputsAfter(
@@ -214,10 +210,22 @@ export async function updateWarmApp(olds: WarmAppOutputs, news: WarmAppInputs): 
   const previous = (await deployer.currentVersion(app)) ?? olds.deployedVersion;
   const keep = { appSecrets: olds.appSecrets, snapshotId: olds.snapshotId };
   if (previous === news.version) {
-    if (!(await isHealthy(news))) await deployer.deploy(app, deployOptions(news, news.version, true));
+    if (!(await isHealthy(news))) await bringBack(deployer, news);
     return { outs: outputsAfter(news, { ...keep, deployed: news.version }) };
   }
   return news.kind === "stateful" ? upgradeStateful(deployer, olds, news, previous) : upgradeStateless(deployer, olds, news, previous);
+}
+
+/**
+ * The app runs the right version but does not answer: restart what Swarm gave up on, then redeploy
+ * the same version and wait for health. No snapshot or rollback: nothing changes version.
+ */
+async function bringBack(deployer: Deployer, news: WarmAppInputs): Promise<void> {
+  const app = appRef(news);
+  const revived = await deployer.revive(app);
+  await deployer.deploy(app, deployOptions(news, news.version, true));
+  const how = revived.length ? `restarted ${revived.join(", ")}, which Swarm had given up on` : "it answered again within the deploy timeout";
+  await alert(news, { from: news.version, to: news.version, outcome: "restarted", severity: "warning", reason: `was down at ${news.version}; ${how}` });
 }
 
 async function upgradeStateless(deployer: Deployer, olds: WarmAppOutputs, news: WarmAppInputs, previous: string) {
@@ -279,7 +287,7 @@ async function rollBack(news: WarmAppInputs, previous: string, upgradeError: unk
 
 async function alert(
   inputs: WarmAppInputs,
-  record: { from: string; to: string; outcome: "upgraded" | "rolled-back" | "rollback-failed"; severity: "info" | "warning" | "critical"; reason: string },
+  record: { from: string; to: string; outcome: "upgraded" | "rolled-back" | "rollback-failed" | "restarted"; severity: "info" | "warning" | "critical"; reason: string },
 ) {
   await raiseAlert(inputs.operations.alertDir, { app: inputs.app, ...record }, inputs.operations.alertWebhook);
 }

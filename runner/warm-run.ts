@@ -64,7 +64,9 @@ export function renderWarmSummary(summary: WarmSummary): string {
   for (const app of summary.plan) {
     const movement = app.action === "stay" ? `stays at ${app.current}` : `${app.current ?? "(not deployed)"} → ${app.target}`;
     const deployed = summary.deployed[app.app];
-    lines.push(`  ${app.app} (${app.domain}): ${movement}${deployed && deployed !== app.target ? `, running ${deployed}` : ""}`);
+    const running = deployed && deployed !== app.target ? `, running ${deployed}` : "";
+    const down = app.down ? (summary.operation === "preview" ? ", DOWN: up brings it back" : ", was DOWN") : "";
+    lines.push(`  ${app.app} (${app.domain}): ${movement}${running}${down}`);
   }
   for (const hold of summary.holds) {
     lines.push(`  HOLD ${hold.app}: ${hold.to} held at ${hold.from} — ${hold.reason} at ${hold.blockedAt}: ${hold.detail}`);

@@ -23,6 +23,8 @@ export interface PlannedApp {
   current: string | null;
   target: string;
   action: GateDecision["action"];
+  /** Deployed but not answering its health path when the plan was made: the up brings it back. */
+  down: boolean;
 }
 
 async function planApp(config: WarmConfig, settings: DeployerSettings, app: string, appConfig: WarmAppConfig) {
@@ -45,7 +47,8 @@ async function planApp(config: WarmConfig, settings: DeployerSettings, app: stri
     envSamples,
     currentEnvKeys: Object.keys((await deployer.appEnv(ref)) ?? {}),
   });
-  return { domain, decision };
+  const down = current !== null && !(await deployer.probeHealth(ref, appConfig.health)).ok;
+  return { domain, decision, down };
 }
 
 function describeHold(hold: Hold): string {
@@ -74,7 +77,7 @@ export async function warmProgram(): Promise<Record<string, unknown>> {
   const deployed: Record<string, pulumi.Output<string>> = {};
   for (const [app, appConfig] of Object.entries(config.apps)) {
     if (!appConfig) continue;
-    const { domain, decision } = await planApp(config, settings, app, appConfig);
+    const { domain, decision, down } = await planApp(config, settings, app, appConfig);
     for (const warning of decision.warnings) pulumi.log.warn(warning);
     for (const hold of decision.holds) {
       pulumi.log.warn(describeHold(hold));
@@ -87,7 +90,7 @@ export async function warmProgram(): Promise<Record<string, unknown>> {
       }
     }
     holds.push(...decision.holds);
-    plan.push({ app, recipe: appConfig.recipe, domain, current: decision.current, target: decision.target, action: decision.action });
+    plan.push({ app, recipe: appConfig.recipe, domain, current: decision.current, target: decision.target, action: decision.action, down });
     const warmApp = new WarmApp(app, {
       app,
       recipe: appConfig.recipe,

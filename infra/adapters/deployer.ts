@@ -3,6 +3,8 @@
  * env file per app under $ABRA_DIR/servers/<server>/, stack name = domain with "." → "_", version
  * label `coop-cloud.<stack>.version`), so an operator can switch deployers on one server.
  */
+import type { ProbeResult } from "./health";
+
 export interface AppRef {
   recipe: string;
   domain: string;
@@ -61,6 +63,8 @@ export interface Deployer {
   remove(app: AppRef, options: { volumes: boolean }): Promise<void>;
   /** The version running now, read from the live swarm (null when not deployed). */
   currentVersion(app: AppRef): Promise<string | null>;
+  /** One probe of the app's health, as a deploy checks it (through the proxy unless the spec names a listener). */
+  probeHealth(app: AppRef, health: HealthSpec): Promise<ProbeResult>;
   /** The app's env file as key/values; null when the app does not exist. */
   appEnv(app: AppRef): Promise<Record<string, string> | null>;
   /** The version named by the env file's TYPE (what the next deploy without a ref would use). */

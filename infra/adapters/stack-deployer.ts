@@ -8,7 +8,7 @@ import { isVersion } from "../versions";
 import { EnvFile, readEnvFile, writeEnvFile } from "./app-env";
 import { waitConverged } from "./convergence";
 import { AppRef, DeployOptions, DeployResult, Deployer, HealthSpec, NewAppOptions, NewAppResult } from "./deployer";
-import { HttpProbe, waitUntil } from "./health";
+import { HttpProbe, probeHttp, ProbeResult, waitUntil } from "./health";
 import { exportTree, fileExistsAt, isCommitRef, readFileAt, releasedVersions } from "./recipes";
 import * as swarm from "./swarm";
 
@@ -254,6 +254,10 @@ export class StackDeployer implements Deployer {
       if (label) return label;
     }
     return null;
+  }
+
+  probeHealth(app: AppRef, health: HealthSpec): Promise<ProbeResult> {
+    return probeHttp(this.probe(app.domain, health));
   }
 
   async revive(app: AppRef): Promise<string[]> {

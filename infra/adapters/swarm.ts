@@ -157,9 +157,16 @@ export async function serviceTasks(serviceId: string): Promise<TaskState[]> {
   });
 }
 
-/** True when Swarm means to run a task of the service; false once it gave up restarting it. */
+const ENDED_DESIRED_STATES = new Set(["Shutdown", "Remove", "Complete"]);
+
+/**
+ * True when Swarm means to run a task of the service; false once it gave up restarting it. A task
+ * waiting out the restart delay is meant to run but wants "Ready", which docker's desired-state
+ * filter does not match, so the states are read and judged here.
+ */
 export async function serviceHasLiveTask(serviceId: string): Promise<boolean> {
-  return lines(await docker(["service", "ps", "-q", "--filter", "desired-state=running", serviceId])).length > 0;
+  const desired = lines(await docker(["service", "ps", "--format", "{{.DesiredState}}", serviceId]));
+  return desired.some((state) => !ENDED_DESIRED_STATES.has(state));
 }
 
 /** Schedules a fresh task with the same spec: the only way back for a service Swarm gave up on. */

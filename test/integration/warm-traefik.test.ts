@@ -3,7 +3,10 @@ import assert from "node:assert/strict";
 import * as http from "node:http";
 import * as path from "node:path";
 import { execa } from "execa";
+import { stackNameForDomain } from "../../infra/naming";
+import { serviceHasLiveTask, stackServices } from "../../infra/adapters/swarm";
 import { REPO_ROOT } from "../support/pulumi-project";
+import { killUntilSwarmGivesUp } from "../support/swarm-give-up";
 import { WarmStackFixture } from "../support/warm-stack";
 
 /**
@@ -83,6 +86,37 @@ describe("warm Traefik: holds and no-op runs", { concurrency: true }, () => {
     assert.match(again.output, /1 unchanged|2 unchanged/);
     assert.deepEqual(await fixture.containerIds("traefik"), containers);
     assert.equal(await ping(fixture.traefikPort), 200);
+  });
+
+  it("a warm app Swarm gave up on (as after host restarts) shows as down in preview and comes back on the next up", async () => {
+    const fixture = await warmTraefik([BASE]);
+    const stack = stackNameForDomain(fixture.app("traefik").domain);
+    await killUntilSwarmGivesUp(stack);
+    const [service] = await stackServices(stack);
+    assert.equal(await ping(fixture.traefikPort), 0, "nothing answers once Swarm gave up");
+
+    const cli = (args: string[]) =>
+      execa("node", [path.join(REPO_ROOT, "dist", "runner", "cli.js"), ...args], { env: fixture.project.env(), reject: false });
+    const preview = await cli(["preview", "--json"]);
+    assert.equal(preview.exitCode, 0, preview.stderr);
+    const plan = JSON.parse(preview.stdout) as { plan: { app: string; action: string; down: boolean }[] };
+    assert.deepEqual(plan.plan.map((app) => [app.app, app.action, app.down]), [["traefik", "stay", true]]);
+    assert.equal(await serviceHasLiveTask(service!.id), false, "a preview restarts nothing");
+
+    const up = await cli(["up"]);
+    assert.equal(up.exitCode, 0, up.stderr);
+    assert.match(up.stdout, /traefik \(tr-[0-9a-f]{6}\.warm\.test\): stays at 1\.0\.0\+3\.6\.12, was DOWN/);
+    assert.equal(await ping(fixture.traefikPort), 200, "answering again");
+    assert.equal(await fixture.deployer().currentVersion(fixture.app("traefik")), BASE, "at the same version");
+    const restarted = (await fixture.alerts()).filter((alert) => alert.outcome === "restarted");
+    assert.equal(restarted.length, 1, JSON.stringify(restarted));
+    assert.match(restarted[0]!.reason, /was down at 1\.0\.0\+3\.6\.12; restarted tr-[0-9a-f]{6}_warm_test_app, which Swarm had given up on/);
+
+    const containers = await fixture.containerIds("traefik");
+    const again = await fixture.up();
+    assert.equal(again.exitCode, 0, again.output);
+    assert.deepEqual(await fixture.containerIds("traefik"), containers, "a healthy app is left alone");
+    assert.equal((await fixture.alerts()).filter((alert) => alert.outcome === "restarted").length, 1);
   });
 });
 

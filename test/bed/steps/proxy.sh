@@ -13,8 +13,9 @@ proxy_pings() { curl -fsS --max-time 2 "http://127.0.0.1:$BED_PORT_BASE/ping"; }
 
 # A dockerd restart kills the proxy's task; once its restart attempts are used up Swarm keeps the
 # service at 0/1 with no task meant to run, and only a forced update schedules a new one.
+# (A task waiting out the restart delay wants "Ready", which the desired-state filter cannot match.)
 proxy_has_live_task() {
-  [[ -n "$(docker service ps -q --filter desired-state=running "${BED_PROXY_STACK}_app" 2>/dev/null)" ]]
+  docker service ps --format '{{.DesiredState}}' "${BED_PROXY_STACK}_app" 2>/dev/null | grep -qvxE 'Shutdown|Remove|Complete'
 }
 
 step_proxy() {

@@ -1,0 +1,30 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { renderWarmSummary, WarmSummary } from "../../runner/warm-run";
+
+function summary(operation: "preview" | "up", down: boolean): WarmSummary {
+  return {
+    stack: "warm",
+    operation,
+    ok: true,
+    plan: [{ app: "keycloak", recipe: "keycloak", domain: "keycloak.warm.test", current: "1.1.0+26.7.3", target: "1.1.0+26.7.3", action: "stay", down }],
+    holds: [],
+    deployed: operation === "up" ? { keycloak: "1.1.0+26.7.3" } : {},
+    changes: {},
+    elapsedMs: 1200,
+  };
+}
+
+describe("warm summary: an app that is down at its version", () => {
+  it("preview says the up brings it back", () => {
+    assert.match(renderWarmSummary(summary("preview", true)), /keycloak \(keycloak\.warm\.test\): stays at 1\.1\.0\+26\.7\.3, DOWN: up brings it back\n/);
+  });
+
+  it("up says it was down", () => {
+    assert.match(renderWarmSummary(summary("up", true)), /stays at 1\.1\.0\+26\.7\.3, was DOWN\n/);
+  });
+
+  it("a healthy app gets no such remark", () => {
+    for (const operation of ["preview", "up"] as const) assert.doesNotMatch(renderWarmSummary(summary(operation, false)), /DOWN/);
+  });
+});
