@@ -77,7 +77,7 @@ export const warmConfigSchema = z
     snapshotHelperImage: z.string().min(1).default("warmstack/base:bookworm"),
     /** The live-warm apps: the shared Keycloak and the Traefik proxy. */
     apps: z
-      .object({ keycloak: warmAppSchema.optional(), traefik: warmAppSchema.optional() })
+      .object({ keycloak: warmAppSchema.optional(), traefik: warmAppSchema.optional() } satisfies Record<WarmAppName, unknown>)
       .strict()
       .default({}),
     /** The enrolled recipes: recipe → its canonical (data-warm copy at warm-<recipe>.<baseDomain>). */
@@ -85,6 +85,21 @@ export const warmConfigSchema = z
   })
   .strict();
 export type WarmConfig = z.infer<typeof warmConfigSchema>;
+
+export const WARM_APP_NAMES = ["keycloak", "traefik"] as const;
+export type WarmAppName = (typeof WARM_APP_NAMES)[number];
+
+/**
+ * The warm apps whose failed upgrade may be tried again in this run: `warmstack up --retry APP`, or
+ * WARMSTACK_RETRY=APP[,APP] for a plain `pulumi up -s warm`. `source` names where the list came from.
+ */
+export function parseWarmRetry(raw: readonly string[], source: string): WarmAppName[] {
+  const names = raw.flatMap((value) => value.split(",")).map((value) => value.trim()).filter(Boolean);
+  const checked = z.array(z.enum(WARM_APP_NAMES)).safeParse(names);
+  if (checked.success) return checked.data;
+  const unknown = names.filter((name) => !(WARM_APP_NAMES as readonly string[]).includes(name));
+  throw new ConfigError(`${source}: ${unknown.map((name) => JSON.stringify(name)).join(", ")} is not a warm app (one of ${WARM_APP_NAMES.join(", ")})`);
+}
 
 const deployerSettingsSchema = z
   .object({ deployer: z.literal("stack"), abraDir: absolutePath, server: serverNameSchema, proxyUrl: loopbackUrl, dnsrrEndpoints: z.boolean() })

@@ -2,10 +2,11 @@
 // released, pick the newest version that can be applied without a human, and say precisely what holds
 // the rest back. Pure: the live version, tags, release notes and samples are read by the caller, so
 // the decision is the same in `pulumi preview`, in `up` and in tests.
+import type { AlertRecord } from "./adapters/alerts";
 import { EnvFile, EnvParseError } from "./adapters/app-env";
 import { RecipeVersion, VersionError, bumpKind, compareVersions, parseVersion, upstreamMajorChanged } from "./versions";
 
-export type HoldReason = "recipe-major" | "upstream-major" | "manual-steps" | "new-required-key";
+export type HoldReason = "recipe-major" | "upstream-major" | "manual-steps" | "new-required-key" | "failed-before";
 
 export interface Hold {
   app: string;
@@ -13,7 +14,10 @@ export interface Hold {
   from: string;
   /** The newest released version: what the app would run if nothing held it back. */
   to: string;
-  /** The first version that cannot be applied without a human; the target stays below it. */
+  /**
+   * The first version that cannot be applied without a human; the target stays below it. For
+   * "failed-before" the version that is not tried again; a newer safe release is still taken.
+   */
   blockedAt: string;
   reason: HoldReason;
   detail: string;
@@ -35,6 +39,11 @@ export interface GateInput {
   envSamples: Readonly<Record<string, string | undefined>>;
   /** Keys assigned in the app's env file now. */
   currentEnvKeys: readonly string[];
+  /**
+   * Versions whose upgrade failed and was rolled back, with why: not taken again (every night would
+   * otherwise bring the same rollback), unless the operator asks for a retry.
+   */
+  failedBefore?: Readonly<Record<string, string>>;
 }
 
 export interface GateDecision {
@@ -283,6 +292,7 @@ export function decide(input: GateInput): GateDecision {
 
   let target = current;
   const holds: Hold[] = [];
+  let newestFailed: { version: RecipeVersion; why: string } | null = null;
   for (const v of released) {
     if (compareVersions(v, current) <= 0) continue;
     const risk = assess(input, current, v, warnings);
@@ -291,7 +301,21 @@ export function decide(input: GateInput): GateDecision {
       holds.push({ app, from: current.raw, to: newest.raw, blockedAt: v.raw, ...risk });
       break;
     }
-    target = v;
+    // A version that failed before is skipped, not a wall: a newer safe release (its fix) is taken.
+    const why = input.failedBefore ? lookup(input.failedBefore, v.raw) : undefined;
+    if (why !== undefined) newestFailed = { version: v, why };
+    else target = v;
+  }
+  if (newestFailed !== null && compareVersions(newestFailed.version, target) > 0) {
+    holds.unshift({
+      app,
+      from: current.raw,
+      to: newest.raw,
+      blockedAt: newestFailed.version.raw,
+      reason: "failed-before",
+      detail: `the upgrade to ${newestFailed.version.raw} failed and was rolled back; it is not tried again until a newer safe release or a retry (warmstack up --retry ${app})`,
+      lines: [newestFailed.why],
+    });
   }
   return {
     app,
@@ -301,4 +325,14 @@ export function decide(input: GateInput): GateDecision {
     holds,
     warnings,
   };
+}
+
+/** The app's failed upgrades from its alert records (newest first): target version → when and why. */
+export function failedUpgrades(alerts: readonly AlertRecord[], app: string): Record<string, string> {
+  const failed: Record<string, string> = {};
+  for (const alert of alerts) {
+    if (alert.app !== app || alert.to === null || !(alert.outcome === "rolled-back" || alert.outcome === "rollback-failed")) continue;
+    if (!Object.prototype.hasOwnProperty.call(failed, alert.to)) failed[alert.to] = `${alert.time} ${alert.outcome}: ${alert.reason}`;
+  }
+  return failed;
 }

@@ -144,8 +144,10 @@ export async function diffWarmApp(olds: WarmAppOutputs, news: WarmAppInputs): Pr
   // An app that is down at its version (after a host restart Swarm may have given up on it) is
   // brought back by the update: the plan must show it rather than report nothing to do.
   const down = !versionChanged && !(await isHealthy(news));
+  // A rollback recorded by the last up is cleared by the next one, or every later run would fail on it.
+  const rollbackRecorded = olds.rolledBack === true;
   return {
-    changes: replaces.length > 0 || healthChanged || versionChanged || down,
+    changes: replaces.length > 0 || healthChanged || versionChanged || down || rollbackRecorded,
     replaces,
     deleteBeforeReplace: true,
   };

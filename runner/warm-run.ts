@@ -1,6 +1,7 @@
 import { EngineEvent } from "@pulumi/pulumi/automation";
 import type { Hold } from "../infra/gate";
 import type { PlannedApp } from "../stacks/warm";
+import { parseWarmRetry } from "../infra/config";
 import { Progress } from "./progress";
 import { applyWarmDefaults } from "./warm-defaults";
 import { runnerSettings, selectStack } from "./workspace";
@@ -78,7 +79,9 @@ export function renderWarmSummary(summary: WarmSummary): string {
 
 /** The action of `warmstack preview` and `warmstack up`: a summary as text or JSON; exit 1 on failure. */
 export function warmAction(operation: "preview" | "up") {
-  return async (options: { json?: boolean }) => {
+  return async (options: { json?: boolean; retry?: string[] }) => {
+    // The program reads the retry list from the environment, as it does under a plain `pulumi up`.
+    if (options.retry) process.env.WARMSTACK_RETRY = parseWarmRetry(options.retry, "--retry").join(",");
     const summary = await runWarm(operation, Boolean(options.json));
     process.stdout.write(options.json ? `${JSON.stringify(summary, null, 2)}\n` : renderWarmSummary(summary));
     if (!summary.ok) process.exitCode = 1;

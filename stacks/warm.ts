@@ -1,10 +1,10 @@
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { raiseAlert } from "../infra/adapters/alerts";
+import { listAlerts, raiseAlert } from "../infra/adapters/alerts";
 import { createDeployer, DeployerSettings } from "../infra/adapters/deployers";
 import { gateInputsFor, releasedVersions } from "../infra/adapters/recipes";
-import { namespacedConfig, parseConfig, WarmAppConfig, WarmConfig, warmConfigSchema } from "../infra/config";
-import { decide, GateDecision, Hold } from "../infra/gate";
+import { namespacedConfig, parseConfig, parseWarmRetry, WarmAppConfig, WarmAppName, WarmConfig, warmConfigSchema } from "../infra/config";
+import { decide, failedUpgrades, GateDecision, Hold } from "../infra/gate";
 import { compareVersions, isVersion, parseVersion } from "../infra/versions";
 import { WarmApp, WarmOperations } from "../infra/warm-app";
 import { canonicalResources } from "./canonicals";
@@ -27,7 +27,7 @@ export interface PlannedApp {
   down: boolean;
 }
 
-async function planApp(config: WarmConfig, settings: DeployerSettings, app: string, appConfig: WarmAppConfig) {
+async function planApp(config: WarmConfig, settings: DeployerSettings, app: string, appConfig: WarmAppConfig, retry: boolean) {
   const domain = appConfig.domain ?? `${app}.${config.baseDomain}`;
   const ref = { recipe: appConfig.recipe, domain };
   const deployer = createDeployer(settings);
@@ -46,6 +46,7 @@ async function planApp(config: WarmConfig, settings: DeployerSettings, app: stri
     notes,
     envSamples,
     currentEnvKeys: Object.keys((await deployer.appEnv(ref)) ?? {}),
+    failedBefore: retry ? {} : failedUpgrades(await listAlerts(config.alertDir), app),
   });
   const down = current !== null && !(await deployer.probeHealth(ref, appConfig.health)).ok;
   return { domain, decision, down };
@@ -58,6 +59,7 @@ function describeHold(hold: Hold): string {
 
 export async function warmProgram(): Promise<Record<string, unknown>> {
   const config = parseConfig(warmConfigSchema, namespacedConfig(pulumi.runtime.allConfig()), "warm stack");
+  const retry = new Set(parseWarmRetry([process.env.WARMSTACK_RETRY ?? ""], "WARMSTACK_RETRY"));
   const settings: DeployerSettings = {
     deployer: config.deployer,
     abraDir: config.abraDir,
@@ -77,7 +79,7 @@ export async function warmProgram(): Promise<Record<string, unknown>> {
   const deployed: Record<string, pulumi.Output<string>> = {};
   for (const [app, appConfig] of Object.entries(config.apps)) {
     if (!appConfig) continue;
-    const { domain, decision, down } = await planApp(config, settings, app, appConfig);
+    const { domain, decision, down } = await planApp(config, settings, app, appConfig, retry.has(app as WarmAppName));
     for (const warning of decision.warnings) pulumi.log.warn(warning);
     for (const hold of decision.holds) {
       pulumi.log.warn(describeHold(hold));

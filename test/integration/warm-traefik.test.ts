@@ -213,3 +213,39 @@ describe("warm Traefik: a failed upgrade rolls back to the previous version and 
     });
   }
 });
+
+describe("warm Traefik: a version that failed is not tried every night", () => {
+  it("the next up holds it as failed-before and is green; --retry tries it again; a bad --retry is refused", async () => {
+    const broken = "1.5.0+3.6.12";
+    const fixture = await warmTraefik([BASE]);
+    await fixture.abra.releaseTags("traefik", [broken]);
+    const failed = await fixture.up();
+    assert.notEqual(failed.exitCode, 0, failed.output);
+    const rolledBack = () => fixture.alerts().then((alerts) => alerts.filter((alert) => alert.outcome === "rolled-back").length);
+    assert.equal(await rolledBack(), 1);
+
+    const cli = (args: string[]) =>
+      execa("node", [path.join(REPO_ROOT, "dist", "runner", "cli.js"), ...args], { env: fixture.project.env(), reject: false });
+    const containers = await fixture.containerIds("traefik");
+    const next = await cli(["up", "--json"]);
+    assert.equal(next.exitCode, 0, next.stderr);
+    const summary = JSON.parse(next.stdout) as { plan: { target: string; action: string }[]; holds: { reason: string; blockedAt: string; lines: string[] }[] };
+    assert.deepEqual(summary.plan.map((app) => [app.target, app.action]), [[BASE, "stay"]]);
+    assert.deepEqual(summary.holds.map((hold) => [hold.reason, hold.blockedAt]), [["failed-before", broken]]);
+    assert.match(summary.holds[0]!.lines[0]!, /rolled-back: upgrade failed: .*undeclared_secret/);
+    assert.deepEqual(await fixture.containerIds("traefik"), containers, "the held version was not tried");
+    assert.equal(await rolledBack(), 1);
+    assert.equal((await fixture.resourceOutputs("traefik")).rolledBack, false, "the recorded rollback is cleared");
+
+    const refused = await cli(["up", "--retry", "traefik,nope"]);
+    assert.notEqual(refused.exitCode, 0);
+    assert.match(refused.stderr, /--retry: "nope" is not a warm app \(one of keycloak, traefik\)/);
+    assert.deepEqual(await fixture.containerIds("traefik"), containers, "a refused --retry touches nothing");
+
+    const retried = await cli(["up", "--retry", "traefik"]);
+    assert.notEqual(retried.exitCode, 0, "the retry ran the upgrade, which failed again");
+    assert.equal(await rolledBack(), 2);
+    assert.equal(await fixture.deployer().currentVersion(fixture.app("traefik")), BASE);
+    assert.equal(await ping(fixture.traefikPort), 200);
+  });
+});

@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { ConfigError, namespacedConfig, parseConfig, runConfigSchema, warmConfigSchema } from "../../infra/config";
+import { ConfigError, namespacedConfig, parseConfig, parseWarmRetry, runConfigSchema, warmConfigSchema } from "../../infra/config";
 
 const validWarm = {
   baseDomain: "warm.test",
@@ -90,5 +90,21 @@ describe("stack config", () => {
     ] as const) {
       assert.throws(() => parseConfig(runConfigSchema, { ...base, [field]: value }, "run"), new RegExp(`warmstack:${field}: `), `${field}=${value}`);
     }
+  });
+});
+
+describe("the warm apps to retry", () => {
+  it("takes repeated and comma-separated names, ignoring blanks", () => {
+    assert.deepEqual(parseWarmRetry(["keycloak,traefik", " traefik "], "--retry"), ["keycloak", "traefik", "traefik"]);
+    assert.deepEqual(parseWarmRetry([""], "WARMSTACK_RETRY"), []);
+  });
+
+  it("refuses a name that is not a warm app, naming where it came from and the name", () => {
+    assert.throws(() => parseWarmRetry(["keycloak", "nope"], "--retry"), (error: Error) => {
+      assert.ok(error instanceof ConfigError);
+      assert.equal(error.message, '--retry: "nope" is not a warm app (one of keycloak, traefik)');
+      return true;
+    });
+    assert.throws(() => parseWarmRetry(["Keycloak;rm"], "WARMSTACK_RETRY"), /^ConfigError: WARMSTACK_RETRY: "Keycloak;rm" is not a warm app/);
   });
 });

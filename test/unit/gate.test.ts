@@ -9,9 +9,11 @@ import {
   GateInput,
   MANUAL_STEP_PATTERNS,
   decide,
+  failedUpgrades,
   manualStepLines,
   newRequiredKeys,
 } from "../../infra/gate";
+import type { AlertRecord } from "../../infra/adapters/alerts";
 import { EnvFile } from "../../infra/adapters/app-env";
 import { compareVersions, isVersion, parseVersion } from "../../infra/versions";
 
@@ -235,6 +237,76 @@ describe("decide: target selection", () => {
     const d = decide(gateInput(["1.0.0+1.0", "1.2.0+1.0"], "1.1.0+1.0"));
     assert.deepEqual([d.target, d.action], ["1.2.0+1.0", "upgrade"]);
     assert.deepEqual(d.warnings, ["kc: running 1.1.0+1.0, which is not a released version (tag deleted?); judging upgrades from it anyway"]);
+  });
+});
+
+describe("decide: versions that failed before", () => {
+  const why = "upgrade failed: timed out after 60s waiting for /ping";
+
+  it("holds a version whose upgrade was rolled back instead of trying it every night, quoting why", () => {
+    const d = decide({ ...gateInput(["1.0.0+1.0", "1.0.1+1.0"], "1.0.0+1.0"), failedBefore: { "1.0.1+1.0": why } });
+    assert.deepEqual([d.target, d.action], ["1.0.0+1.0", "stay"]);
+    assert.equal(d.holds.length, 1);
+    assert.deepEqual([d.holds[0].reason, d.holds[0].blockedAt, d.holds[0].lines], ["failed-before", "1.0.1+1.0", [why]]);
+    assert.match(d.holds[0].detail, /warmstack up --retry kc/);
+  });
+
+  it("takes a newer safe release past the failed one: the fix is not held", () => {
+    const d = decide({ ...gateInput(["1.0.0+1.0", "1.0.1+1.0", "1.0.2+1.0"], "1.0.0+1.0"), failedBefore: { "1.0.1+1.0": why } });
+    assert.deepEqual([d.target, d.holds], ["1.0.2+1.0", []]);
+  });
+
+  it("takes the safe version below a newest release that failed before", () => {
+    const d = decide({ ...gateInput(["1.0.0+1.0", "1.0.1+1.0", "1.0.2+1.0"], "1.0.0+1.0"), failedBefore: { "1.0.2+1.0": why } });
+    assert.equal(d.target, "1.0.1+1.0");
+    assert.deepEqual(d.holds.map((hold) => [hold.reason, hold.blockedAt]), [["failed-before", "1.0.2+1.0"]]);
+  });
+
+  it("names both a failed version and a risky one above it", () => {
+    const d = decide({
+      ...gateInput(["1.0.0+1.0", "1.0.1+1.0", "2.0.0+1.0"], "1.0.0+1.0"),
+      failedBefore: { "1.0.1+1.0": why },
+    });
+    assert.equal(d.target, "1.0.0+1.0");
+    assert.deepEqual(d.holds.map((hold) => [hold.reason, hold.blockedAt]), [["failed-before", "1.0.1+1.0"], ["recipe-major", "2.0.0+1.0"]]);
+  });
+
+  it("ignores failures of versions at or below current, and inherited keys", () => {
+    const failedBefore = Object.assign(Object.create({ "1.0.1+1.0": why }) as Record<string, string>, { "1.0.0+1.0": why });
+    const d = decide({ ...gateInput(["1.0.0+1.0", "1.0.1+1.0"], "1.0.0+1.0"), failedBefore });
+    assert.deepEqual([d.target, d.holds], ["1.0.1+1.0", []]);
+  });
+});
+
+describe("failedUpgrades", () => {
+  const alert = (app: string, outcome: AlertRecord["outcome"], to: string | null, time: string): AlertRecord => ({
+    app,
+    from: "1.0.0+1.0",
+    to,
+    outcome,
+    severity: "warning",
+    reason: `${outcome} reason`,
+    time,
+  });
+
+  it("keeps the app's rolled-back and rollback-failed targets, the newest record of each", () => {
+    const alerts = [
+      alert("kc", "rolled-back", "1.0.2+1.0", "2026-11-03T00:00:00Z"),
+      alert("kc", "rollback-failed", "1.0.1+1.0", "2026-11-02T00:00:00Z"),
+      alert("kc", "rolled-back", "1.0.2+1.0", "2026-11-01T00:00:00Z"),
+      alert("kc", "held", "1.0.3+1.0", "2026-11-01T00:00:00Z"),
+      alert("kc", "upgraded", "1.0.4+1.0", "2026-11-01T00:00:00Z"),
+      alert("traefik", "rolled-back", "1.0.5+1.0", "2026-11-01T00:00:00Z"),
+      alert("kc", "warning", null, "2026-11-01T00:00:00Z"),
+    ];
+    assert.deepEqual(failedUpgrades(alerts, "kc"), {
+      "1.0.2+1.0": "2026-11-03T00:00:00Z rolled-back: rolled-back reason",
+      "1.0.1+1.0": "2026-11-02T00:00:00Z rollback-failed: rollback-failed reason",
+    });
+  });
+
+  it("is empty without alerts", () => {
+    assert.deepEqual(failedUpgrades([], "kc"), {});
   });
 });
 
@@ -553,6 +625,27 @@ describe("decide: properties", () => {
           const below = candidates.filter((v) => cmp(v, firstRisky) < 0).at(-1);
           assert.equal(d.target, below ?? current);
         }
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it("a version that failed before is never the target; the target is the newest other safe one", () => {
+    fc.assert(
+      fc.property(scenarioArb, fc.array(versionArb, { maxLength: 6 }), ({ input, risky }, failed) => {
+        fc.pre(input.current !== null);
+        const current = input.current as string;
+        const failedBefore = Object.fromEntries(failed.map((version) => [version, "rolled back"]));
+        const d = decide({ ...input, failedBefore });
+        const candidates = wellFormedReleased(input.released).filter((v) => cmp(v, current) > 0);
+        const firstRisky = candidates.find((v) => riskyByHand(current, v, risky));
+        const reachable = candidates.filter((v) => firstRisky === undefined || cmp(v, firstRisky) < 0);
+        const expected = reachable.filter((v) => !(v in failedBefore)).at(-1) ?? current;
+        assert.equal(d.target, expected);
+        const failedHold = d.holds.find((hold) => hold.reason === "failed-before");
+        const skipped = reachable.filter((v) => v in failedBefore && cmp(v, expected) > 0).at(-1);
+        assert.equal(failedHold?.blockedAt, skipped);
+        for (const hold of d.holds) assert.ok(cmp(d.target, hold.blockedAt) < 0);
       }),
       { numRuns: 1000 },
     );
