@@ -105,6 +105,14 @@ const deployerSettingsSchema = z
   .object({ deployer: z.literal("stack"), abraDir: absolutePath, server: serverNameSchema, proxyUrl: loopbackUrl, dnsrrEndpoints: z.boolean() })
   .strict();
 
+/** What it takes to look at a warm app on the swarm, as the warm stack's state records it. */
+export const warmAppLocatorSchema = z.object({
+  recipe: recipeNameSchema,
+  domain: domainSchema,
+  deployerSettings: deployerSettingsSchema,
+  health: healthSchema,
+});
+
 /**
  * What a quick run needs to borrow a canonical and to put it back: the runner copies it from the warm
  * stack's state into the run config, and the lease carries it so a dead run's canonical can be

@@ -1,7 +1,9 @@
 import * as path from "node:path";
 import { Command } from "commander";
 import { AlertRecord, listAlerts } from "../../infra/adapters/alerts";
+import { createDeployer } from "../../infra/adapters/deployers";
 import { readLease } from "../../infra/adapters/leases";
+import { warmAppLocatorSchema } from "../../infra/config";
 import type { Hold } from "../../infra/gate";
 import { warmResources } from "../warm-state";
 import { runnerSettings, selectStack } from "../workspace";
@@ -15,7 +17,11 @@ export interface WarmAppStatus {
   rolledBack: boolean;
   rollbackReason?: string;
   lastCheckedAt: string;
+  /** Looked at now, not read from state: the version on the swarm and one probe of its health path. */
+  live: LiveState;
 }
+
+export type LiveState = { checked: true; version: string | null; healthy: boolean; detail: string } | { checked: false; reason: string };
 
 export interface CanonicalStatus {
   recipe: string;
@@ -54,7 +60,7 @@ async function leaseOf(stateDir: string, recipe: string): Promise<{ leased: bool
 export function describeResource(
   outputs: Record<string, unknown>,
   now: Date,
-): { kind: "warm-app"; status: WarmAppStatus } | { kind: "canonical"; status: Omit<CanonicalStatus, "state" | "lease"> } | undefined {
+): { kind: "warm-app"; status: Omit<WarmAppStatus, "live"> } | { kind: "canonical"; status: Omit<CanonicalStatus, "state" | "lease"> } | undefined {
   if (typeof outputs.deployedVersion === "string") {
     return {
       kind: "warm-app",
@@ -85,6 +91,20 @@ export function describeResource(
   };
 }
 
+/** The warm app as the swarm has it now; a state it cannot read is reported, not thrown. */
+async function liveState(outputs: Record<string, unknown>): Promise<LiveState> {
+  const located = warmAppLocatorSchema.safeParse(outputs);
+  if (!located.success) {
+    const issue = located.error.issues[0];
+    return { checked: false, reason: `its state cannot be read (${issue ? `${issue.path.join(".")}: ${issue.message}` : "unknown"})` };
+  }
+  const { recipe, domain, deployerSettings, health } = located.data;
+  const deployer = createDeployer(deployerSettings);
+  const app = { recipe, domain };
+  const [version, probe] = await Promise.all([deployer.currentVersion(app), deployer.probeHealth(app, health)]);
+  return { checked: true, version, healthy: probe.ok, detail: `${health.path}: ${probe.detail}` };
+}
+
 export async function warmStatus(now = new Date()): Promise<StatusReport> {
   const settings = runnerSettings();
   const stack = await selectStack("warm", settings);
@@ -94,7 +114,7 @@ export async function warmStatus(now = new Date()): Promise<StatusReport> {
   const canonicals: CanonicalStatus[] = [];
   for (const { outputs } of await warmResources(stack)) {
     const described = describeResource(outputs, now);
-    if (described?.kind === "warm-app") warmApps.push(described.status);
+    if (described?.kind === "warm-app") warmApps.push({ ...described.status, live: await liveState(outputs) });
     if (described?.kind === "canonical") {
       const { leased, lease } = await leaseOf(settings.stateDir, described.status.recipe);
       canonicals.push({ ...described.status, state: leased ? "leased" : "idle", ...(leased ? { lease } : {}) });
@@ -128,6 +148,14 @@ function age(seconds: number): string {
   return `${Math.round(seconds / 86_400)}d`;
 }
 
+function describeLive(app: WarmAppStatus): string {
+  if (!app.live.checked) return `not checked: ${app.live.reason}`;
+  const { version, healthy, detail } = app.live;
+  if (version === null) return "NOT DEPLOYED: the next up deploys it";
+  const drift = version === app.deployedVersion ? "" : ` (state says ${app.deployedVersion})`;
+  return healthy ? `running ${version}${drift}, healthy` : `running ${version}${drift}, DOWN (${detail}): the next up brings it back`;
+}
+
 export function renderStatus(report: StatusReport): string {
   const lines = ["warm stack"];
   lines.push("  warm apps:");
@@ -135,7 +163,7 @@ export function renderStatus(report: StatusReport): string {
   for (const app of report.warmApps) {
     const lastGood = app.lastGood === app.deployedVersion ? "" : `, last good ${app.lastGood}`;
     const rolledBack = app.rolledBack ? `, ROLLED BACK: ${app.rollbackReason ?? "see the alerts"}` : "";
-    lines.push(`    ${app.app} (${app.domain}): ${app.deployedVersion}${lastGood}${rolledBack}; checked ${app.lastCheckedAt}`);
+    lines.push(`    ${app.app} (${app.domain}): ${app.deployedVersion}${lastGood}${rolledBack}; checked ${app.lastCheckedAt}; now ${describeLive(app)}`);
   }
   lines.push("  canonicals:");
   if (report.canonicals.length === 0) lines.push("    none");

@@ -102,11 +102,18 @@ describe("warm Traefik: holds and no-op runs", { concurrency: true }, () => {
     const plan = JSON.parse(preview.stdout) as { plan: { app: string; action: string; down: boolean }[] };
     assert.deepEqual(plan.plan.map((app) => [app.app, app.action, app.down]), [["traefik", "stay", true]]);
     assert.equal(await serviceHasLiveTask(service!.id), false, "a preview restarts nothing");
+    const liveOf = async () => {
+      const status = await cli(["status", "--json"]);
+      assert.equal(status.exitCode, 0, status.stderr);
+      return (JSON.parse(status.stdout) as { warmApps: { app: string; live: unknown }[] }).warmApps.map((app) => [app.app, app.live]);
+    };
+    assert.deepEqual(await liveOf(), [["traefik", { checked: true, version: BASE, healthy: false, detail: "/ping: ECONNREFUSED" }]]);
 
     const up = await cli(["up"]);
     assert.equal(up.exitCode, 0, up.stderr);
     assert.match(up.stdout, /traefik \(tr-[0-9a-f]{6}\.warm\.test\): stays at 1\.0\.0\+3\.6\.12, was DOWN/);
     assert.equal(await ping(fixture.traefikPort), 200, "answering again");
+    assert.deepEqual(await liveOf(), [["traefik", { checked: true, version: BASE, healthy: true, detail: "/ping: HTTP 200" }]]);
     assert.equal(await fixture.deployer().currentVersion(fixture.app("traefik")), BASE, "at the same version");
     const restarted = (await fixture.alerts()).filter((alert) => alert.outcome === "restarted");
     assert.equal(restarted.length, 1, JSON.stringify(restarted));

@@ -151,6 +151,14 @@ describe("promote's checks", () => {
 
 describe("status", () => {
   const now = new Date("2026-01-01T01:00:00.000Z");
+  const warmApp = (app: string) => ({
+    app,
+    domain: `${app}.warm.test`,
+    deployedVersion: "1.0.0+26.5.6",
+    lastGood: "1.0.0+26.5.6",
+    rolledBack: false,
+    lastCheckedAt: "2026-01-01T00:00:00.000Z",
+  });
 
   it("reads warm apps (leaving their secret outputs out) and canonicals from their resources' outputs, and ignores anything else", async () => {
     const { describeResource } = await import("../../runner/commands/status");
@@ -203,14 +211,24 @@ describe("status", () => {
     const { renderStatus } = await import("../../runner/commands/status");
     const text = renderStatus({
       stack: "warm",
-      warmApps: [{ app: "keycloak", domain: "kc.warm.test", deployedVersion: "1.0.0+26.5.6", lastGood: "1.0.0+26.5.6", rolledBack: true, rollbackReason: "upgrade failed: HTTP 503", lastCheckedAt: "2026-01-01T00:00:00.000Z" }],
+      warmApps: [
+        { ...warmApp("keycloak"), rolledBack: true, rollbackReason: "upgrade failed: HTTP 503", live: { checked: true, version: "1.0.0+26.5.6", healthy: true, detail: "/realms/master: HTTP 200" } },
+        { ...warmApp("traefik"), live: { checked: true, version: "1.0.0+26.5.6", healthy: false, detail: "/ping: ECONNREFUSED" } },
+        { ...warmApp("other"), live: { checked: true, version: "1.1.0+26.7.3", healthy: true, detail: "/ping: HTTP 200" } },
+        { ...warmApp("gone"), live: { checked: true, version: null, healthy: false, detail: "/ping: ECONNREFUSED" } },
+        { ...warmApp("odd"), live: { checked: false, reason: "its state cannot be read (domain: Required)" } },
+      ],
       canonicals: [
         { recipe: "custom-html", domain: "warm-custom-html.warm.test", knownGood: "1.0.1+1.0", snapshotId: "ab".repeat(32), snapshotBytes: 3_145_728, seededAt: "2026-01-01T00:30:00.000Z", snapshotAgeSeconds: 1800, state: "leased", lease: { stack: "run-custom-html-a1b2c3" } },
       ],
       holds: [{ app: "keycloak", from: "1.0.0+26.5.6", to: "2.0.0+26.7.3", blockedAt: "2.0.0+26.7.3", reason: "recipe-major", detail: "recipe major 1 → 2", lines: [] }],
       alerts: [{ app: "keycloak", from: "1.0.0+26.5.6", to: "1.1.0+26.7.3", outcome: "rolled-back", severity: "warning", reason: "upgrade failed: HTTP 503", time: "2026-01-01T00:00:00.000Z" }],
     });
-    assert.match(text, /keycloak \(kc\.warm\.test\): 1\.0\.0\+26\.5\.6, ROLLED BACK: upgrade failed: HTTP 503/);
+    assert.match(text, /keycloak \(keycloak\.warm\.test\): 1\.0\.0\+26\.5\.6, ROLLED BACK: upgrade failed: HTTP 503; checked .*; now running 1\.0\.0\+26\.5\.6, healthy\n/);
+    assert.match(text, /traefik .*; now running 1\.0\.0\+26\.5\.6, DOWN \(\/ping: ECONNREFUSED\): the next up brings it back\n/);
+    assert.match(text, /other .*; now running 1\.1\.0\+26\.7\.3 \(state says 1\.0\.0\+26\.5\.6\), healthy\n/);
+    assert.match(text, /gone .*; now NOT DEPLOYED: the next up deploys it\n/);
+    assert.match(text, /odd .*; now not checked: its state cannot be read \(domain: Required\)\n/);
     assert.match(text, /custom-html \(warm-custom-html\.warm\.test\): known-good 1\.0\.1\+1\.0, snapshot 3\.0 MiB taken 30m ago \(abababababab\), leased/);
     assert.match(text, /keycloak: 2\.0\.0\+26\.7\.3 held at 1\.0\.0\+26\.5\.6 — recipe-major at 2\.0\.0\+26\.7\.3/);
     assert.match(text, /2026-01-01T00:00:00\.000Z warning keycloak rolled-back 1\.0\.0\+26\.5\.6 → 1\.1\.0\+26\.7\.3: upgrade failed: HTTP 503/);
