@@ -1,8 +1,10 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { AppRef, Deployer, HealthSpec } from "./adapters/deployer";
 import { createDeployer, DeployerSettings } from "./adapters/deployers";
+import { releaseLease, waitForLease } from "./adapters/leases";
+import { leasedCanonicalSchema } from "./config";
 import { deleteSnapshot, restoreSnapshot, snapshotInfo, SnapshotInfo, SnapshotOptions, SnapshotTarget, takeSnapshot } from "./adapters/snapshots";
-import { assertDomain, assertRecipeName, stackNameForDomain, WARM_OWNER_KEY, WARM_OWNER_MARK } from "./naming";
+import { assertDomain, assertRecipeName, stackNameForDomain, WARM_LEASE_HOLDER, WARM_OWNER_KEY, WARM_OWNER_MARK } from "./naming";
 import { inputChecker, withoutUndefined } from "./provider-support";
 import { compareVersions, isVersion, parseVersion } from "./versions";
 
@@ -21,6 +23,13 @@ export interface CanonicalArgs {
   deployTimeoutMs: pulumi.Input<number>;
   deployerSettings: pulumi.Input<DeployerSettings>;
   snapshot: pulumi.Input<CanonicalSnapshotSettings>;
+  /** Where quick runs lease canonicals, and how long a change waits for one to give it back. */
+  leases: pulumi.Input<CanonicalLeaseSettings>;
+}
+
+export interface CanonicalLeaseSettings {
+  stateDir: string;
+  waitMs: number;
 }
 
 export interface CanonicalSnapshotSettings {
@@ -37,6 +46,8 @@ interface CanonicalInputs {
   deployTimeoutMs: number;
   deployerSettings: DeployerSettings;
   snapshot: CanonicalSnapshotSettings;
+  /** Absent in the state of canonicals created before changes waited for quick runs. */
+  leases?: CanonicalLeaseSettings;
 }
 
 interface CanonicalOutputs extends CanonicalInputs {
@@ -189,6 +200,10 @@ export async function updateCanonical(olds: CanonicalOutputs, news: CanonicalInp
         `set warmstack:canonicals.${news.recipe}.knownGood to ${olds.knownGood} again, or de-enrol and re-enrol the recipe to start over`,
     );
   }
+  return whileNotLent(news, olds.knownGood, () => changeKnownGood(olds, news, promoted, moved));
+}
+
+async function changeKnownGood(olds: CanonicalOutputs, news: CanonicalInputs, promoted: boolean, moved: boolean): Promise<pulumi.dynamic.UpdateResult> {
   const deployer = createDeployer(news.deployerSettings);
   const app = appRef(news);
   // Idle by contract; a crashed earlier attempt may have left it deployed.
@@ -233,11 +248,43 @@ async function backToKnownGood(deployer: Deployer, olds: CanonicalOutputs, targe
   }
 }
 
+/**
+ * Runs a change of the canonical while holding its lease, so no quick run borrows it meanwhile and
+ * the change does not start under one: a quick run that has it is waited for, up to the deadline.
+ */
+async function whileNotLent<T>(inputs: CanonicalInputs, knownGood: string, change: () => Promise<T>): Promise<T> {
+  const leases = inputs.leases;
+  if (leases === undefined) return change();
+  const canonical = leasedCanonicalSchema.parse({
+    domain: inputs.domain,
+    knownGood,
+    snapshotStore: inputs.snapshot.store,
+    helperImage: inputs.snapshot.helperImage,
+    deployerSettings: inputs.deployerSettings,
+    health: inputs.health,
+    deployTimeoutMs: inputs.deployTimeoutMs,
+  });
+  const waited = await waitForLease(leases.stateDir, inputs.recipe, WARM_LEASE_HOLDER, canonical, leases.waitMs);
+  if (waited.lease === null) {
+    throw new Error(
+      `canonical ${inputs.recipe}: a quick run kept it for more than ${Math.round(leases.waitMs / 1000)}s (${waited.holder}); ` +
+        `nothing was changed. Run again once it is back, or raise warmstack:leaseWaitSeconds.`,
+    );
+  }
+  try {
+    return await change();
+  } finally {
+    await releaseLease(leases.stateDir, inputs.recipe, WARM_LEASE_HOLDER);
+  }
+}
+
 /** De-enrolled: this canonical's app, volumes and snapshot go; nothing else is touched. */
 export async function deleteCanonical(props: CanonicalOutputs): Promise<void> {
-  const deployer = createDeployer(props.deployerSettings);
-  const app = appRef(props);
-  await deployer.undeploy(app);
-  await deployer.remove(app, { volumes: true });
-  await deleteSnapshot(snapshotKey(props), snapshotOptions(props.snapshot));
+  await whileNotLent(props, props.knownGood, async () => {
+    const deployer = createDeployer(props.deployerSettings);
+    const app = appRef(props);
+    await deployer.undeploy(app);
+    await deployer.remove(app, { volumes: true });
+    await deleteSnapshot(snapshotKey(props), snapshotOptions(props.snapshot));
+  });
 }

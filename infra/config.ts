@@ -82,8 +82,21 @@ export const warmConfigSchema = z
       .default({}),
     /** The enrolled recipes: recipe → its canonical (data-warm copy at warm-<recipe>.<baseDomain>). */
     canonicals: canonicalsSchema.default({}),
+    /** The runner's state directory (WARMSTACK_STATE_DIR): quick runs lease canonicals under its leases/. */
+    stateDir: absolutePath.optional(),
+    /** How long a promote or de-enrol waits for a quick run to give its canonical back. */
+    leaseWaitSeconds: z.coerce.number().int().min(0).max(86_400).default(1800),
   })
-  .strict();
+  .strict()
+  .superRefine((config, context) => {
+    if (Object.keys(config.canonicals).length > 0 && config.stateDir === undefined) {
+      context.addIssue({
+        code: "custom",
+        path: ["stateDir"],
+        message: "is required while canonicals are enrolled: quick runs lease them under <stateDir>/leases, and a change must wait for them (warmstack sets it to WARMSTACK_STATE_DIR)",
+      });
+    }
+  });
 export type WarmConfig = z.infer<typeof warmConfigSchema>;
 
 export const WARM_APP_NAMES = ["keycloak", "traefik"] as const;

@@ -224,3 +224,9 @@ export function volumeName(stack: string, volume: string): string {
  */
 export const WARM_OWNER_KEY = "WARMSTACK_OWNER";
 export const WARM_OWNER_MARK = "warmstack/warm";
+
+/**
+ * The holder a canonical's lease names while the warm stack changes that canonical (promote,
+ * de-enrol); quick runs name their run stack, which can never be this.
+ */
+export const WARM_LEASE_HOLDER = "warm";

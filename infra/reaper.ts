@@ -1,4 +1,4 @@
-import { assertRunRealmName, parseRunStackName } from "./naming";
+import { assertRunRealmName, parseRunStackName, WARM_LEASE_HOLDER } from "./naming";
 import { STACK_ATTRIBUTE } from "./run-realm";
 
 /**
@@ -22,15 +22,18 @@ export interface ReapFacts {
   realms: readonly { realm: string; attributes: Record<string, string> }[];
   /** Apps whose env file carries a run owner (RUN_OWNER_KEY); other apps are never run apps. */
   runApps: readonly { abraDir: string; server: string; domain: string; owner: string }[];
-  /** Canonical leases: the recipe and the run stack that holds it. */
-  leases: readonly { recipe: string; stack: string }[];
+  /**
+   * Canonical leases: the recipe and the run stack that holds it, or WARM_LEASE_HOLDER while the warm
+   * stack changes the canonical; such a lease carries its pid and the caller's verdict on it.
+   */
+  leases: readonly { recipe: string; stack: string; pid?: number; holderLive?: boolean }[];
 }
 
 export type ReapTarget =
   | { kind: "stack"; stack: string }
   | { kind: "realm"; realm: string; owner?: string }
   | { kind: "app"; abraDir: string; server: string; domain: string; owner: string }
-  | { kind: "lease"; recipe: string; stack: string }
+  | { kind: "lease"; recipe: string; stack: string; pid?: number }
   | { kind: "registration"; stack: string; pid: number; host: string };
 
 export type ReapDecision = ReapTarget & { reason: string };
@@ -79,9 +82,13 @@ export function planReap(facts: ReapFacts): ReapPlan {
     else decide(true, { ...target, reason: `its run ${app.owner} is not live` });
   }
 
-  for (const lease of facts.leases) {
+  for (const { holderLive, ...lease } of facts.leases) {
     const target = { kind: "lease" as const, ...lease };
-    if (live.has(lease.stack)) decide(false, { ...target, reason: `its run ${lease.stack} is live` });
+    if (lease.stack === WARM_LEASE_HOLDER) {
+      // Nothing was lent: the change either finished or is redone by the next up from the known-good snapshot.
+      if (holderLive !== false) decide(false, { ...target, reason: "the warm stack is changing the canonical (its process is running, or cannot be judged)" });
+      else decide(true, { ...target, reason: `the warm stack's process ${lease.pid} is gone: the lease is freed; the next up redoes its change from the known-good snapshot` });
+    } else if (live.has(lease.stack)) decide(false, { ...target, reason: `its run ${lease.stack} is live` });
     else decide(true, { ...target, reason: `its run ${lease.stack} is not live: the canonical is put back to its known-good, then the lease is freed` });
   }
 
@@ -103,7 +110,7 @@ export function describeTarget(target: ReapTarget): string {
     case "app":
       return `run app ${target.domain} (server ${target.server} in ${target.abraDir})`;
     case "lease":
-      return `lease of canonical ${target.recipe} (held by ${target.stack})`;
+      return `lease of canonical ${target.recipe} (held by ${target.stack}${target.pid === undefined ? "" : `, pid ${target.pid}`})`;
     case "registration":
       return `registration of ${target.stack} (pid ${target.pid} on ${target.host})`;
   }

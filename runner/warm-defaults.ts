@@ -17,6 +17,7 @@ export async function applyWarmDefaults(stack: Stack, settings: RunnerSettings, 
     abraDir: env.WARMSTACK_ABRA_DIR ?? path.join(settings.stateDir, "abra"),
     proxyUrl: env.WARMSTACK_PROXY_URL ?? "http://127.0.0.1:47080",
     alertDir: path.join(settings.stateDir, "alerts"),
+    stateDir: settings.stateDir,
     apps: JSON.stringify({
       keycloak: {
         recipe: "keycloak",

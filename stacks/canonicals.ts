@@ -52,6 +52,8 @@ export async function canonicalResources(config: WarmConfig, settings: DeployerS
       deployTimeoutMs: canonical.deployTimeoutSeconds * 1000,
       deployerSettings: settings,
       snapshot: { store: config.snapshotStore, helperImage: config.snapshotHelperImage },
+      // Required by the config schema while canonicals are enrolled.
+      leases: { stateDir: config.stateDir!, waitMs: config.leaseWaitSeconds * 1000 },
     });
     summaries[recipe] = pulumi.output({
       knownGood: resource.knownGood,

@@ -4,7 +4,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { z } from "zod";
 import { LeasedCanonical, leasedCanonicalSchema } from "../config";
-import { assertRecipeName, recipeNameSchema, runStackNameSchema } from "../naming";
+import { assertRecipeName, recipeNameSchema, runStackNameSchema, WARM_LEASE_HOLDER } from "../naming";
 import { DeadlineError, waitUntil } from "./health";
 
 /**
@@ -12,13 +12,20 @@ import { DeadlineError, waitUntil } from "./health";
  * run stack that holds it and carries everything needed to put the canonical back (its app, the
  * known-good, the snapshot store), so whoever finds the lease of a dead run — the run's own cleanup or
  * `warmstack reap` — can restore the canonical without reading any stack's state.
+ *
+ * The warm stack takes the same lease (holder WARM_LEASE_HOLDER, with its pid) while it promotes or
+ * de-enrols a canonical, so a quick run never borrows a canonical that is being changed, and a
+ * change never starts under a quick run.
  */
 
 const leaseSchema = z
   .object({
     recipe: recipeNameSchema,
-    stack: runStackNameSchema,
+    /** The run stack that borrowed the canonical, or WARM_LEASE_HOLDER while the warm stack changes it. */
+    stack: z.union([runStackNameSchema, z.literal(WARM_LEASE_HOLDER)]),
     host: z.string().min(1),
+    /** The holder's process; leases written before it was recorded have none. */
+    pid: z.number().int().positive().optional(),
     takenAt: z.string(),
     canonical: leasedCanonicalSchema,
     /** The idle canonical's volumes when it was lent: the ones the put-back restores. */
@@ -79,7 +86,7 @@ export async function tryTakeLease(
   stack: string,
   canonical: LeasedCanonical,
 ): Promise<{ taken: true; lease: Lease; adopted: boolean } | { taken: false; holder: Lease }> {
-  const lease: Lease = { recipe, stack, host: os.hostname(), takenAt: new Date().toISOString(), canonical };
+  const lease: Lease = { recipe, stack, host: os.hostname(), pid: process.pid, takenAt: new Date().toISOString(), canonical };
   const file = leaseFile(stateDir, recipe);
   await mkdir(leaseDir(stateDir), { recursive: true, mode: 0o700 });
   // Written aside, then linked into place: the link fails if the lease exists, and a reader never

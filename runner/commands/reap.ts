@@ -8,7 +8,7 @@ import { readEnvFile } from "../../infra/adapters/app-env";
 import { CONFIG_NAMESPACE } from "../../infra/config";
 import { listLeases, readLease, releaseLease } from "../../infra/adapters/leases";
 import { StackDeployer } from "../../infra/adapters/stack-deployer";
-import { domainSchema, parseRunStackName, recipeNameSchema, serverNameSchema } from "../../infra/naming";
+import { domainSchema, parseRunStackName, recipeNameSchema, serverNameSchema, WARM_LEASE_HOLDER } from "../../infra/naming";
 import { describeTarget, planReap, ReapDecision, ReapFacts, ReapPlan } from "../../infra/reaper";
 import { putCanonicalBack, RUN_OWNER_KEY } from "../../infra/run-app";
 import { adminConnection } from "../../infra/run-realm";
@@ -167,6 +167,11 @@ async function remove(decision: ReapDecision, request: ReapRequest, settings: Ru
       const lease = await readLease(settings.stateDir, decision.recipe);
       // Taken over by another run since the facts were gathered: that run puts it back itself.
       if (lease?.stack !== decision.stack) return;
+      if (decision.stack === WARM_LEASE_HOLDER) {
+        // Another up of the warm stack may have taken it over since the facts were gathered.
+        if (lease.pid === decision.pid) await releaseLease(settings.stateDir, decision.recipe, decision.stack);
+        return;
+      }
       await putCanonicalBack(decision.recipe, lease.canonical, lease.volumes);
       await releaseLease(settings.stateDir, decision.recipe, decision.stack);
       return;
@@ -200,7 +205,16 @@ async function gather(request: ReapRequest, settings: RunnerSettings, scope: Rea
   for (const abraDir of new Set([request.abraDir, ...abraDirs].map((dir) => path.resolve(dir)))) apps.push(...(await runApps(abraDir)));
   // Read last: a run registers before it creates anything, so whatever was seen above that belongs
   // to a run still starting already has its registration here.
-  const leases = (await listLeases(settings.stateDir)).map((lease) => ({ recipe: lease.recipe, stack: lease.stack }));
+  const leases = (await listLeases(settings.stateDir)).map((lease) =>
+    lease.stack === WARM_LEASE_HOLDER
+      ? {
+          recipe: lease.recipe,
+          stack: lease.stack,
+          pid: lease.pid,
+          holderLive: lease.pid === undefined ? undefined : isRegistrationLive({ stack: lease.stack, pid: lease.pid, host: lease.host, startedAt: lease.takenAt }),
+        }
+      : { recipe: lease.recipe, stack: lease.stack },
+  );
   const registrations = await judgedRegistrations(settings, scope);
   return { facts: { stacks, registrations, realms, runApps: apps, leases }, notChecked };
 }

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { execa } from "execa";
-import { Lease, leaseFile, tryTakeLease } from "../../infra/adapters/leases";
+import { Lease, leaseFile, readLease, releaseLease, tryTakeLease } from "../../infra/adapters/leases";
 import { restoreSnapshot } from "../../infra/adapters/snapshots";
 import * as swarm from "../../infra/adapters/swarm";
 import { leasedCanonicalOf } from "../../runner/run-context";
@@ -458,6 +458,51 @@ describe("canonicals on the bed", { concurrency: true }, () => {
       assert.deepEqual((await storeState(oldStore, fixture.snapshotKey("sso-app"))).entries, [], "the old store holds nothing of it");
       assert.equal(await treeHash(volumes), tree);
       assert.ok(await isIdle(fixture, "sso-app"));
+    });
+  });
+
+  describe("a canonical lent to a quick run: a change waits for it", { concurrency: false }, () => {
+    it("a plain up that promotes waits while the lease is held and lands once it is freed; past leaseWaitSeconds it fails, changing nothing", async () => {
+      const recipe = "custom-html";
+      const fixture = await stackWith([{ recipe, tags: [V100, V101], knownGood: V100, deployTimeoutSeconds: 30 }]);
+      const seeded = await fixture.up();
+      assert.equal(seeded.exitCode, 0, seeded.output);
+      const state = await fixture.canonical(recipe);
+      const store = await storeState(fixture.snapshotStore, fixture.snapshotKey(recipe));
+      const holder = "run-custom-html-c0ffee";
+      const borrowed = leasedCanonicalOf(state as unknown as Record<string, unknown>);
+      assert.ok(borrowed);
+      assert.equal((await tryTakeLease(fixture.project.stateDir, recipe, holder, borrowed)).taken, true);
+      const unchanged = async (what: string) => {
+        assert.deepEqual(await fixture.canonical(recipe), state, `${what}: state`);
+        assert.deepEqual(await storeState(fixture.snapshotStore, fixture.snapshotKey(recipe)), store, `${what}: snapshot`);
+        assert.equal(await fixture.deployer().envVersion(fixture.app(recipe)), V100, `${what}: TYPE`);
+        assert.equal((await readLease(fixture.project.stateDir, recipe))?.stack, holder, `${what}: the quick run keeps its lease`);
+      };
+
+      await fixture.setConfig("leaseWaitSeconds", "3");
+      await fixture.enrol([{ recipe, tags: [], knownGood: V101, deployTimeoutSeconds: 30 }]);
+      const timedOut = await fixture.up();
+      assert.notEqual(timedOut.exitCode, 0, timedOut.output);
+      assert.match(timedOut.output, /canonical custom-html: a quick run kept it for more than 3s \(held by run-custom-html-c0ffee since [^)]+\); nothing was changed/);
+      await unchanged("past the deadline");
+
+      await fixture.setConfig("leaseWaitSeconds", "300");
+      const up = fixture.up();
+      // Long enough for an unguarded promote to have deployed the new version already.
+      const watchUntil = Date.now() + 30_000;
+      while (Date.now() < watchUntil) {
+        assert.ok(await isIdle(fixture, recipe), "nothing is deployed on the lent canonical's domain by the warm stack");
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+      await unchanged("while lent");
+      assert.equal(await releaseLease(fixture.project.stateDir, recipe, holder), true);
+      const landed = await up;
+      assert.equal(landed.exitCode, 0, landed.output);
+      assert.equal((await fixture.canonical(recipe))?.knownGood, V101);
+      assert.equal(await fixture.deployer().envVersion(fixture.app(recipe)), V101);
+      assert.equal(await readLease(fixture.project.stateDir, recipe), null, "the warm stack gave its lease back");
+      assert.ok(await isIdle(fixture, recipe));
     });
   });
 

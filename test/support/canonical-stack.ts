@@ -55,6 +55,7 @@ export class CanonicalStackFixture {
       proxyUrl: proxyUrl(),
       alertDir: fixture.alertDir,
       snapshotStore: fixture.snapshotStore,
+      stateDir: project.stateDir,
       apps: "{}",
       ...options.extraConfig,
     };

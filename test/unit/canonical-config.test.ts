@@ -7,6 +7,7 @@ const validWarm = {
   abraDir: "/var/lib/warmstack/abra",
   proxyUrl: "http://127.0.0.1:47080",
   alertDir: "/var/lib/warmstack/alerts",
+  stateDir: "/var/lib/warmstack",
 };
 
 const customHtml = { knownGood: "1.0.0+1.0", health: { path: "/health" } };
@@ -21,6 +22,17 @@ describe("warm stack config: canonicals", () => {
     assert.deepEqual(parseCanonicals({ "custom-html": customHtml }), {
       "custom-html": { knownGood: "1.0.0+1.0", health: { path: "/health" }, deployTimeoutSeconds: 300 },
     });
+  });
+
+  it("needs the state dir while canonicals are enrolled, and waits 30 min for a quick run by default", () => {
+    const { stateDir: _stateDir, ...withoutStateDir } = validWarm;
+    assert.deepEqual(parseConfig(warmConfigSchema, withoutStateDir, "warm stack").canonicals, {}, "not needed without canonicals");
+    assert.throws(
+      () => parseConfig(warmConfigSchema, { ...withoutStateDir, canonicals: { "custom-html": customHtml } }, "warm stack"),
+      /warmstack:stateDir: is required while canonicals are enrolled: quick runs lease them under <stateDir>\/leases/,
+    );
+    assert.equal(parseConfig(warmConfigSchema, validWarm, "warm stack").leaseWaitSeconds, 1800);
+    assert.throws(() => parseConfig(warmConfigSchema, { ...validWarm, leaseWaitSeconds: -1 }, "warm stack"), /warmstack:leaseWaitSeconds: /);
   });
 
   it("names a bad recipe key by its full config key, with the naming rule", () => {

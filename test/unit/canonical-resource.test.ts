@@ -58,6 +58,8 @@ function warmConfig(canonicals: Record<string, unknown>) {
     snapshotHelperImage: "warmstack/base:bookworm",
     apps: {},
     canonicals: canonicals as never,
+    stateDir: "/srv/state",
+    leaseWaitSeconds: 1800,
   };
 }
 
@@ -71,8 +73,8 @@ describe("the warm program's canonicals", () => {
     await canonicalResources(warmConfig({ "custom-html": enrolled("1.0.1+1.0") }), settings);
     await new Promise((resolve) => setImmediate(resolve));
     assert.deepEqual(
-      registered.map((resource) => [resource.type, resource.name, resource.inputs.domain, resource.inputs.knownGood, resource.inputs.deployTimeoutMs]),
-      [["pulumi-nodejs:dynamic:Resource", "canonical-custom-html", "warm-custom-html.warm.test", "1.0.1+1.0", 60_000]],
+      registered.map((resource) => [resource.type, resource.name, resource.inputs.domain, resource.inputs.knownGood, resource.inputs.deployTimeoutMs, resource.inputs.leases]),
+      [["pulumi-nodejs:dynamic:Resource", "canonical-custom-html", "warm-custom-html.warm.test", "1.0.1+1.0", 60_000, { stateDir: "/srv/state", waitMs: 1_800_000 }]],
     );
   });
 
@@ -122,6 +124,11 @@ describe("a canonical's diff", () => {
     ]) {
       assert.deepEqual(diffCanonical(olds, { ...inputs, ...change }), { changes: true, replaces: [], deleteBeforeReplace: false }, JSON.stringify(change));
     }
+  });
+
+  it("sees no change when only where leases live or how long to wait for them changes", async () => {
+    const { diffCanonical } = await import("../../infra/canonical");
+    assert.equal(diffCanonical(olds, { ...inputs, leases: { stateDir: "/srv/other", waitMs: 5000 } }).changes, false);
   });
 
   it("replaces (seeding the new one first) when the domain moves", async () => {

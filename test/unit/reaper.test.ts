@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { planReap, ReapFacts } from "../../infra/reaper";
+import { describeTarget, planReap, ReapFacts } from "../../infra/reaper";
 import { STACK_ATTRIBUTE } from "../../infra/run-realm";
 
 const recipeArb = fc.constantFrom("keycloak", "sso-app", "nextcloud", "a1");
@@ -121,5 +121,23 @@ describe("planReap", () => {
     });
     assert.deepEqual(plan.remove, []);
     assert.equal(plan.keep.length, 5);
+  });
+
+  it("frees the warm stack's lease only when its process is gone, and never puts a canonical back for it", () => {
+    const facts = (holderLive: boolean | undefined) => ({
+      stacks: ["warm"],
+      registrations: [],
+      realms: [],
+      runApps: [],
+      leases: [{ recipe: "custom-html", stack: "warm", pid: 4242, ...(holderLive === undefined ? {} : { holderLive }) }],
+    });
+    const gone = planReap(facts(false));
+    assert.deepEqual(gone.remove.map((d) => [d.kind, describeTarget(d)]), [["lease", "lease of canonical custom-html (held by warm, pid 4242)"]]);
+    assert.match(gone.remove[0]!.reason, /process 4242 is gone: the lease is freed; the next up redoes its change/);
+    for (const holderLive of [true, undefined]) {
+      const plan = planReap(facts(holderLive));
+      assert.deepEqual(plan.remove, [], `holderLive ${holderLive}`);
+      assert.ok(plan.keep.some((d) => d.kind === "lease" && /warm stack is changing the canonical/.test(d.reason)));
+    }
   });
 });
