@@ -65,6 +65,8 @@ function ownerOf(decision: ReapDecision): string {
 }
 
 function inScope(scope: ReapScope, decision: ReapDecision): boolean {
+  // The warm stack's lease belongs to no run: a run sweeping up after itself never frees it.
+  if (decision.kind === "lease" && decision.stack === WARM_LEASE_HOLDER) return scope.stack === undefined && (scope.recipe === undefined || decision.recipe === scope.recipe);
   const owner = ownerOf(decision);
   if (scope.stack !== undefined && owner !== scope.stack) return false;
   return scope.recipe === undefined || parseRunStackName(owner)?.recipe === scope.recipe;

@@ -2,12 +2,15 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readdir, unlink, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, unlink, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
 import { execa } from "execa";
 import { KeycloakAdmin } from "../../infra/adapters/keycloak";
+import { leaseFile, readLease, tryTakeLease } from "../../infra/adapters/leases";
+import { leasedCanonicalSchema } from "../../infra/config";
+import { WARM_LEASE_HOLDER } from "../../infra/naming";
 import type { ReapDecision } from "../../infra/reaper";
 import { RUN_OWNER_KEY } from "../../infra/run-app";
 import { CREATED_AT_ATTRIBUTE, RunRealm, STACK_ATTRIBUTE } from "../../infra/run-realm";
@@ -156,6 +159,35 @@ describe("warmstack reap on the shared Keycloak", () => {
       await admin.deleteRealm(liveRealm);
       await unlink(liveApp).catch(() => undefined);
     }
+  });
+
+  it("frees a canonical's lease the warm stack left when its process died, putting nothing back, and keeps one whose process runs", async () => {
+    const canonical = leasedCanonicalSchema.parse({
+      // No such app or snapshot exists: a put-back would fail, and reap with it.
+      domain: `warm-${RECIPE}.warm.test`,
+      knownGood: "1.0.0+1.0",
+      snapshotStore: `wstest_none_${hex6()}`,
+      helperImage: "warmstack/base:bookworm",
+      deployerSettings: { deployer: "stack", abraDir, server: "default", proxyUrl: proxyUrl(), dnsrrEndpoints: true },
+      health: { path: "/health" },
+      deployTimeoutMs: 30_000,
+    });
+    assert.equal((await tryTakeLease(project.stateDir, RECIPE, WARM_LEASE_HOLDER, canonical)).taken, true);
+    const kept = await runReap();
+    assert.deepEqual(names(kept.removed), []);
+    assert.ok(kept.kept.some((d) => d.kind === "lease" && d.stack === WARM_LEASE_HOLDER && /warm stack is changing the canonical/.test(d.reason)));
+    assert.equal((await readLease(project.stateDir, RECIPE))?.pid, process.pid, "the lease of a live process stays");
+
+    // The pid of a process that has ended, as a killed `up` leaves its provider's.
+    const exited = execa("true");
+    const deadPid = exited.pid!;
+    await exited;
+    const lease = JSON.parse(await readFile(leaseFile(project.stateDir, RECIPE), "utf8")) as Record<string, unknown>;
+    await writeFile(leaseFile(project.stateDir, RECIPE), JSON.stringify({ ...lease, pid: deadPid }));
+    const freed = await runReap();
+    assert.deepEqual(names(freed.removed), ["lease warm"]);
+    assert.match(freed.removed[0]!.reason, new RegExp(`process ${deadPid} is gone`));
+    assert.equal(await readLease(project.stateDir, RECIPE), null);
   });
 
   it("destroys a run stack whose registered process is dead, with its realm, and drops the registration", { timeout: 600_000 }, async () => {
