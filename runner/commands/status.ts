@@ -92,7 +92,7 @@ export function describeResource(
 }
 
 /** The warm app as the swarm has it now; a state it cannot read is reported, not thrown. */
-async function liveState(outputs: Record<string, unknown>): Promise<LiveState> {
+export async function liveState(outputs: Record<string, unknown>): Promise<LiveState> {
   const located = warmAppLocatorSchema.safeParse(outputs);
   if (!located.success) {
     const issue = located.error.issues[0];
@@ -101,8 +101,13 @@ async function liveState(outputs: Record<string, unknown>): Promise<LiveState> {
   const { recipe, domain, deployerSettings, health } = located.data;
   const deployer = createDeployer(deployerSettings);
   const app = { recipe, domain };
-  const [version, probe] = await Promise.all([deployer.currentVersion(app), deployer.probeHealth(app, health)]);
-  return { checked: true, version, healthy: probe.ok, detail: `${health.path}: ${probe.detail}` };
+  try {
+    const [version, probe] = await Promise.all([deployer.currentVersion(app), deployer.probeHealth(app, health)]);
+    return { checked: true, version, healthy: probe.ok, detail: `${health.path}: ${probe.detail}` };
+  } catch (error) {
+    // Docker being unreachable is worth saying, not worth losing the rest of the report over.
+    return { checked: false, reason: `the swarm cannot be read (${error instanceof Error ? error.message.split("\n")[0] : String(error)})` };
+  }
 }
 
 export async function warmStatus(now = new Date()): Promise<StatusReport> {

@@ -214,6 +214,14 @@ describe("status", () => {
     assert.equal(describeResource({ path: "/tmp/marker", content: "x" }, now), undefined);
   });
 
+  it("does not look at a warm app whose state it cannot read, and names the field", async () => {
+    const { liveState } = await import("../../runner/commands/status");
+    assert.deepEqual(await liveState({ recipe: "keycloak", domain: "kc.warm.test", health: { path: "/realms/master" } }), {
+      checked: false,
+      reason: "its state cannot be read (deployerSettings: Invalid input: expected object, received undefined)",
+    });
+  });
+
   it("renders rollbacks, canonicals with size, age and lease, holds and alerts", async () => {
     const { renderStatus } = await import("../../runner/commands/status");
     const text = renderStatus({
