@@ -5,7 +5,8 @@ import { STACK_ATTRIBUTE } from "./run-realm";
  * The reaper's judgement, kept free of I/O so that its two promises can be proven by property tests:
  * nothing that belongs to a live run is removed, and nothing warmstack did not create (`master`, a
  * realm without our owner attribute, an app without a run owner) is removed. Liveness comes only from
- * run registrations, never from age: a slow run is not a dead run.
+ * run registrations, never from age: a slow run is not a dead run. Age only ever decides about a
+ * finished run's report (results.json), which is kept for a retention period.
  */
 export interface RunRegistration {
   stack: string;
@@ -27,6 +28,10 @@ export interface ReapFacts {
    * stack changes the canonical; such a lease carries its pid and the caller's verdict on it.
    */
   leases: readonly { recipe: string; stack: string; pid?: number; holderLive?: boolean }[];
+  /** Finished runs' result directories with their finishedAt (null: unreadable or not written yet). */
+  results?: readonly { stack: string; finishedAt: string | null }[];
+  /** Results that finished before this time (ISO) are past their retention. */
+  resultsExpireBefore?: string;
 }
 
 export type ReapTarget =
@@ -34,7 +39,8 @@ export type ReapTarget =
   | { kind: "realm"; realm: string; owner?: string }
   | { kind: "app"; abraDir: string; server: string; domain: string; owner: string }
   | { kind: "lease"; recipe: string; stack: string; pid?: number }
-  | { kind: "registration"; stack: string; pid: number; host: string };
+  | { kind: "registration"; stack: string; pid: number; host: string }
+  | { kind: "results"; stack: string; finishedAt: string };
 
 export type ReapDecision = ReapTarget & { reason: string };
 
@@ -92,6 +98,13 @@ export function planReap(facts: ReapFacts): ReapPlan {
     else decide(true, { ...target, reason: `its run ${lease.stack} is not live: the canonical is put back to its known-good, then the lease is freed` });
   }
 
+  const cutoff = facts.resultsExpireBefore === undefined ? undefined : Date.parse(facts.resultsExpireBefore);
+  for (const { stack, finishedAt } of facts.results ?? []) {
+    // Recent and unreadable reports are simply left; only expired ones are worth a line.
+    if (cutoff === undefined || finishedAt === null || live.has(stack) || !(Date.parse(finishedAt) < cutoff)) continue;
+    decide(true, { kind: "results", stack, finishedAt, reason: `finished ${finishedAt}, before the retention cut-off ${facts.resultsExpireBefore}` });
+  }
+
   for (const { registration, live: alive } of facts.registrations) {
     const target = { kind: "registration" as const, stack: registration.stack, pid: registration.pid, host: registration.host };
     if (alive) decide(false, { ...target, reason: `process ${registration.pid} on ${registration.host} is running (or on another host)` });
@@ -113,5 +126,7 @@ export function describeTarget(target: ReapTarget): string {
       return `lease of canonical ${target.recipe} (held by ${target.stack}${target.pid === undefined ? "" : `, pid ${target.pid}`})`;
     case "registration":
       return `registration of ${target.stack} (pid ${target.pid} on ${target.host})`;
+    case "results":
+      return `results of ${target.stack}`;
   }
 }

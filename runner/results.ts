@@ -1,6 +1,7 @@
 // results.json is what a CI job, a bot and a human read after a run, and the Markdown summary is what
 // a PR author sees. Both come from one schema, so the summary can show nothing the schema does not
 // hold: no secret can reach a PR comment through it (invariant 7).
+import * as path from "node:path";
 import { z } from "zod";
 import { recipeNameSchema, runStackNameSchema } from "../infra/naming";
 import { isVersion } from "../infra/versions";
@@ -101,6 +102,11 @@ export const resultsSchema = z
   });
 
 export type RunResults = z.infer<typeof resultsSchema>;
+
+/** Where a run writes its results unless told otherwise: <stateDir>/results/<stack>/; reap prunes it. */
+export function resultsRoot(stateDir: string): string {
+  return path.join(stateDir, "results");
+}
 
 export function parseResults(value: unknown): RunResults {
   const result = resultsSchema.safeParse(value);

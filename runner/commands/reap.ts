@@ -14,6 +14,7 @@ import { putCanonicalBack, RUN_OWNER_KEY } from "../../infra/run-app";
 import { adminConnection } from "../../infra/run-realm";
 import { endRunProcesses } from "../processes";
 import { isRegistrationLive, listRegistrations, runWorkDir, unregisterRun } from "../run-registry";
+import { resultsRoot } from "../results";
 import { pulumiEnv, RunnerSettings, runnerSettings, selectStack } from "../workspace";
 
 /**
@@ -39,6 +40,8 @@ const requestSchema = z.object({
   abraDir: absoluteDir,
   proxyUrl: loopbackUrl,
   stepTimeoutSeconds: z.coerce.number().int().min(10).max(3600),
+  /** Unset (a run's own sweep): results are not looked at. */
+  keepResultsDays: z.coerce.number().int().min(1).max(3650).optional(),
 });
 export type ReapRequest = z.infer<typeof requestSchema>;
 
@@ -65,6 +68,8 @@ function ownerOf(decision: ReapDecision): string {
 }
 
 function inScope(scope: ReapScope, decision: ReapDecision): boolean {
+  // A run sweeping up after itself keeps its own report, whatever its age.
+  if (decision.kind === "results" && scope.stack !== undefined) return false;
   // The warm stack's lease belongs to no run: a run sweeping up after itself never frees it.
   if (decision.kind === "lease" && decision.stack === WARM_LEASE_HOLDER) return scope.stack === undefined && (scope.recipe === undefined || decision.recipe === scope.recipe);
   const owner = ownerOf(decision);
@@ -181,6 +186,8 @@ async function remove(decision: ReapDecision, request: ReapRequest, settings: Ru
     case "registration":
       await rm(runWorkDir(settings.stateDir, decision.stack), { recursive: true, force: true });
       return unregisterRun(settings.stateDir, decision.stack);
+    case "results":
+      return rm(path.join(resultsRoot(settings.stateDir), decision.stack), { recursive: true, force: true });
   }
 }
 
@@ -218,7 +225,30 @@ async function gather(request: ReapRequest, settings: RunnerSettings, scope: Rea
       : { recipe: lease.recipe, stack: lease.stack },
   );
   const registrations = await judgedRegistrations(settings, scope);
-  return { facts: { stacks, registrations, realms, runApps: apps, leases }, notChecked };
+  const facts: ReapFacts = { stacks, registrations, realms, runApps: apps, leases };
+  if (request.keepResultsDays !== undefined) {
+    facts.results = await finishedResults(settings.stateDir);
+    facts.resultsExpireBefore = new Date(Date.now() - request.keepResultsDays * 86_400_000).toISOString();
+  }
+  return { facts, notChecked };
+}
+
+/** The run result directories under the state dir, with when each run finished (null: unreadable). */
+async function finishedResults(stateDir: string): Promise<NonNullable<ReapFacts["results"]>[number][]> {
+  const root = resultsRoot(stateDir);
+  const stacks = (await readdir(root).catch(() => [] as string[])).filter((name) => parseRunStackName(name) !== null);
+  return Promise.all(
+    stacks.map(async (stack) => {
+      const text = await readFile(path.join(root, stack, "results.json"), "utf8").catch(() => "");
+      let finishedAt: unknown;
+      try {
+        finishedAt = (JSON.parse(text) as { finishedAt?: unknown }).finishedAt;
+      } catch {
+        finishedAt = null;
+      }
+      return { stack, finishedAt: typeof finishedAt === "string" && !Number.isNaN(Date.parse(finishedAt)) ? finishedAt : null };
+    }),
+  );
 }
 
 async function judgedRegistrations(settings: RunnerSettings, scope: ReapScope): Promise<ReapFacts["registrations"][number][]> {
@@ -241,7 +271,7 @@ async function endDeadRuns(settings: RunnerSettings, scope: ReapScope): Promise<
 
 // Stacks go first: their destroy removes realms and apps and puts canonicals back the normal way;
 // a registration goes last so a reap that fails midway still knows the run is dead next time.
-const ORDER: ReapDecision["kind"][] = ["stack", "realm", "app", "lease", "registration"];
+const ORDER: ReapDecision["kind"][] = ["stack", "realm", "app", "lease", "registration", "results"];
 
 export async function reap(
   request: ReapRequest,
@@ -295,6 +325,7 @@ export function registerReap(program: Command): void {
     .option("--abra-dir <dir>", "an ABRA_DIR whose run apps to judge, besides those the run stacks' configs name (default: WARMSTACK_ABRA_DIR or <stateDir>/abra)")
     .option("--proxy-url <url>", "the proxy on loopback that reaches the apps and Keycloak (default: WARMSTACK_PROXY_URL)")
     .option("--step-timeout-seconds <n>", "deadline of each destroy, refresh and undeploy", "600")
+    .option("--keep-results-days <n>", "keep finished runs' results (under <stateDir>/results) this many days", "30")
     .action(async (options: Record<string, unknown>) => {
       const settings = runnerSettings();
       const parsed = requestSchema.safeParse({
@@ -305,6 +336,7 @@ export function registerReap(program: Command): void {
         abraDir: options.abraDir ?? process.env.WARMSTACK_ABRA_DIR ?? path.join(settings.stateDir, "abra"),
         proxyUrl: options.proxyUrl ?? process.env.WARMSTACK_PROXY_URL ?? "http://127.0.0.1:47080",
         stepTimeoutSeconds: options.stepTimeoutSeconds,
+        keepResultsDays: options.keepResultsDays,
       });
       if (!parsed.success) {
         throw new Error(parsed.error.issues.map((issue) => `--${String(issue.path[0]).replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${issue.message}`).join("; "));

@@ -10,7 +10,7 @@ import { catalogueEntry, defaultCatalogueFile, loadCatalogue } from "../catalogu
 import { endRunProcesses, RUN_STACK_ENV } from "../processes";
 import { outputValue as value, runRecipeTests } from "../recipe-tests";
 import { Progress } from "../progress";
-import { parseResults, RESULTS_SCHEMA_ID, renderMarkdown, RunResults } from "../results";
+import { parseResults, RESULTS_SCHEMA_ID, renderMarkdown, resultsRoot, RunResults } from "../results";
 import { hasCommit, latestReleaseDeployed, prepareRunAbraDir, quickLaneFor, recipeSource, WarmContext, warmContext } from "../run-context";
 import * as registry from "../run-registry";
 import { RunnerSettings, runnerSettings, selectStack } from "../workspace";
@@ -409,7 +409,7 @@ export async function runRecipe(request: RunRequest, progress: Progress): Promis
     finishedAt: finishedAt.toISOString(),
     durationMs: finishedAt.getTime() - startedAt.getTime(),
   });
-  const { resultsFile, summaryFile } = await writeResults(request.resultsDir ?? path.join(settings.stateDir, "results", stackName), results);
+  const { resultsFile, summaryFile } = await writeResults(request.resultsDir ?? path.join(resultsRoot(settings.stateDir), stackName), results);
   progress.say(`run ${what}: ${results.outcome} in ${(results.durationMs / 1000).toFixed(1)}s; results in ${resultsFile}`);
   return { results, resultsFile, summaryFile, received: signals.received };
 }

@@ -190,6 +190,30 @@ describe("warmstack reap on the shared Keycloak", () => {
     assert.equal(await readLease(project.stateDir, RECIPE), null);
   });
 
+  it("prunes the results of runs that finished before --keep-results-days, only those, and refuses a bad retention", async () => {
+    const root = path.join(project.stateDir, "results");
+    const write = async (stack: string, content: string) => {
+      await mkdir(path.join(root, stack), { recursive: true });
+      await writeFile(path.join(root, stack, "results.json"), content);
+      await writeFile(path.join(root, stack, "summary.md"), "summary");
+    };
+    const daysAgo = (days: number) => new Date(Date.now() - days * 86_400_000).toISOString();
+    const [expired, recent, unreadable, otherRecipe] = [`run-${RECIPE}-${hex6()}`, `run-${RECIPE}-${hex6()}`, `run-${RECIPE}-${hex6()}`, `run-other-${hex6()}`];
+    await write(expired, JSON.stringify({ finishedAt: daysAgo(40) }));
+    await write(recent, JSON.stringify({ finishedAt: daysAgo(2) }));
+    await write(unreadable, "{not json");
+    await write(otherRecipe, JSON.stringify({ finishedAt: daysAgo(40) }));
+
+    const refused = await execa("node", [path.join(REPO_ROOT, "dist", "runner", "cli.js"), "reap", "--keep-results-days", "0", "--proxy-url", proxyUrl()], { env: project.env(), reject: false });
+    assert.notEqual(refused.exitCode, 0);
+    assert.match(String(refused.stderr), /--keep-results-days: /);
+    assert.equal(existsSync(path.join(root, expired)), true, "a refused reap removes nothing");
+
+    const report = await runReap("--keep-results-days", "30");
+    assert.deepEqual(names(report.removed), [`results ${expired}`]);
+    assert.deepEqual((await readdir(root)).sort(), [otherRecipe, recent, unreadable].sort(), "only the expired run of this recipe's results are gone");
+  });
+
   it("destroys a run stack whose registered process is dead, with its realm, and drops the registration", { timeout: 600_000 }, async () => {
     const hex = hex6();
     const stack = await upRunStack(hex);

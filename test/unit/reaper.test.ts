@@ -140,4 +140,28 @@ describe("planReap", () => {
       assert.ok(plan.keep.some((d) => d.kind === "lease" && /warm stack is changing the canonical/.test(d.reason)));
     }
   });
+
+  it("removes a finished run's results only past the retention cut-off, never a live run's or an unreadable one's", () => {
+    const old = "2026-01-01T00:00:00.000Z";
+    const plan = planReap({
+      stacks: [],
+      registrations: [{ registration: { stack: "run-sso-app-111111", pid: 1, host: "elsewhere", startedAt: old }, live: true }],
+      realms: [],
+      runApps: [],
+      leases: [],
+      results: [
+        { stack: "run-sso-app-aaaaaa", finishedAt: old },
+        { stack: "run-sso-app-bbbbbb", finishedAt: "2026-03-01T00:00:00.000Z" },
+        { stack: "run-sso-app-cccccc", finishedAt: null },
+        { stack: "run-sso-app-111111", finishedAt: old },
+      ],
+      resultsExpireBefore: "2026-02-01T00:00:00.000Z",
+    });
+    const results = plan.remove.filter((d) => d.kind === "results");
+    assert.deepEqual(results.map((d) => describeTarget(d)), ["results of run-sso-app-aaaaaa"]);
+    assert.match(results[0]!.reason, /finished 2026-01-01T00:00:00\.000Z, before the retention cut-off 2026-02-01T00:00:00\.000Z/);
+    assert.equal(plan.keep.filter((d) => d.kind === "results").length, 0, "kept results are not worth a line each");
+    const withoutCutoff = planReap({ stacks: [], registrations: [], realms: [], runApps: [], leases: [], results: [{ stack: "run-sso-app-aaaaaa", finishedAt: old }] });
+    assert.deepEqual(withoutCutoff.remove, []);
+  });
 });
