@@ -31,7 +31,13 @@ export interface CanonicalStatus {
   snapshotBytes: number;
   seededAt: string;
   snapshotAgeSeconds: number;
-  state: "idle" | "leased";
+  /**
+   * leased: a quick run (or the warm stack's own change) holds its lease; deployed: not leased, yet
+   * running on the swarm, so quick runs will not borrow it; idle: neither, as between runs.
+   */
+  state: "idle" | "leased" | "deployed";
+  /** The version deployed on its domain now, when one is. */
+  deployedVersion?: string;
   /** The lease file's content when leased (its owner, as the quick lane writes it). */
   lease?: unknown;
 }
@@ -110,6 +116,16 @@ export async function liveState(outputs: Record<string, unknown>): Promise<LiveS
   }
 }
 
+/** What runs on a canonical's domain now; an unreadable state or swarm counts as nothing seen. */
+async function deployedVersionOf(outputs: Record<string, unknown>): Promise<string | null> {
+  const located = warmAppLocatorSchema.pick({ recipe: true, domain: true, deployerSettings: true }).safeParse(outputs);
+  if (!located.success) return null;
+  const { recipe, domain, deployerSettings } = located.data;
+  return createDeployer(deployerSettings)
+    .currentVersion({ recipe, domain })
+    .catch(() => null);
+}
+
 export async function warmStatus(now = new Date()): Promise<StatusReport> {
   const settings = runnerSettings();
   const stack = await selectStack("warm", settings);
@@ -122,7 +138,9 @@ export async function warmStatus(now = new Date()): Promise<StatusReport> {
     if (described?.kind === "warm-app") warmApps.push({ ...described.status, live: await liveState(outputs) });
     if (described?.kind === "canonical") {
       const { leased, lease } = await leaseOf(settings.stateDir, described.status.recipe);
-      canonicals.push({ ...described.status, state: leased ? "leased" : "idle", ...(leased ? { lease } : {}) });
+      const deployed = await deployedVersionOf(outputs);
+      const state = leased ? "leased" : deployed ? "deployed" : "idle";
+      canonicals.push({ ...described.status, state, ...(leased ? { lease } : {}), ...(deployed ? { deployedVersion: deployed } : {}) });
     }
   }
   const outputs = await stack.outputs();
@@ -161,6 +179,11 @@ function describeLive(app: WarmAppStatus): string {
   return healthy ? `running ${version}${drift}, healthy` : `running ${version}${drift}, DOWN (${detail}): the next up brings it back`;
 }
 
+function describeCanonicalState(canonical: CanonicalStatus): string {
+  if (canonical.state !== "deployed") return canonical.state;
+  return `DEPLOYED at ${canonical.deployedVersion} without a lease: quick runs will not borrow it until it is undeployed (a crashed promote or run left it so)`;
+}
+
 export function renderStatus(report: StatusReport): string {
   const lines = ["warm stack"];
   lines.push("  warm apps:");
@@ -175,7 +198,7 @@ export function renderStatus(report: StatusReport): string {
   for (const canonical of report.canonicals) {
     lines.push(
       `    ${canonical.recipe} (${canonical.domain}): known-good ${canonical.knownGood}, snapshot ${size(canonical.snapshotBytes)} ` +
-        `taken ${age(canonical.snapshotAgeSeconds)} ago (${canonical.snapshotId.slice(0, 12)}), ${canonical.state}`,
+        `taken ${age(canonical.snapshotAgeSeconds)} ago (${canonical.snapshotId.slice(0, 12)}), ${describeCanonicalState(canonical)}`,
     );
   }
   lines.push("  holds:");

@@ -265,6 +265,16 @@ describe("canonicals on the bed", { concurrency: true }, () => {
       assert.equal(canonical!.state, "idle");
       assert.deepEqual([idle.warmApps, idle.holds, idle.alerts], [[], [], []]);
 
+      // As a crashed promote can leave it: deployed, with nobody holding the lease.
+      await fixture.deployer().deploy(fixture.app(recipe), { ref: V101, health: HEALTH, timeoutMs: 60_000, force: true });
+      try {
+        const deployed = await status();
+        assert.deepEqual([deployed.canonicals[0]!.state, deployed.canonicals[0]!.deployedVersion], ["deployed", V101]);
+        assert.match(String((await fixture.runner(["status"])).stdout), /DEPLOYED at 1\.0\.1\+1\.0 without a lease: quick runs will not borrow it/);
+      } finally {
+        await fixture.deployer().undeploy(fixture.app(recipe));
+      }
+
       const holder = "run-custom-html-a1b2c3";
       const borrowed = leasedCanonicalOf(state as unknown as Record<string, unknown>);
       assert.ok(borrowed, "the seeded canonical's state is what a quick run borrows");

@@ -235,6 +235,7 @@ describe("status", () => {
       ],
       canonicals: [
         { recipe: "custom-html", domain: "warm-custom-html.warm.test", knownGood: "1.0.1+1.0", snapshotId: "ab".repeat(32), snapshotBytes: 3_145_728, seededAt: "2026-01-01T00:30:00.000Z", snapshotAgeSeconds: 1800, state: "leased", lease: { stack: "run-custom-html-a1b2c3" } },
+        { recipe: "sso-app", domain: "warm-sso-app.warm.test", knownGood: "1.0.0+1.0", snapshotId: "cd".repeat(32), snapshotBytes: 1024, seededAt: "2026-01-01T00:30:00.000Z", snapshotAgeSeconds: 1800, state: "deployed", deployedVersion: "1.1.0+1.1" },
       ],
       holds: [{ app: "keycloak", from: "1.0.0+26.5.6", to: "2.0.0+26.7.3", blockedAt: "2.0.0+26.7.3", reason: "recipe-major", detail: "recipe major 1 → 2", lines: [] }],
       alerts: [{ app: "keycloak", from: "1.0.0+26.5.6", to: "1.1.0+26.7.3", outcome: "rolled-back", severity: "warning", reason: "upgrade failed: HTTP 503", time: "2026-01-01T00:00:00.000Z" }],
@@ -245,6 +246,7 @@ describe("status", () => {
     assert.match(text, /gone .*; now NOT DEPLOYED: the next up deploys it\n/);
     assert.match(text, /odd .*; now not checked: its state cannot be read \(domain: Required\)\n/);
     assert.match(text, /custom-html \(warm-custom-html\.warm\.test\): known-good 1\.0\.1\+1\.0, snapshot 3\.0 MiB taken 30m ago \(abababababab\), leased/);
+    assert.match(text, /sso-app .*\(cdcdcdcdcdcd\), DEPLOYED at 1\.1\.0\+1\.1 without a lease: quick runs will not borrow it until it is undeployed/);
     assert.match(text, /keycloak: 2\.0\.0\+26\.7\.3 held at 1\.0\.0\+26\.5\.6 — recipe-major at 2\.0\.0\+26\.7\.3/);
     assert.match(text, /2026-01-01T00:00:00\.000Z warning keycloak rolled-back 1\.0\.0\+26\.5\.6 → 1\.1\.0\+26\.7\.3: upgrade failed: HTTP 503/);
   });
