@@ -7,7 +7,7 @@ import { z } from "zod";
 import { waitUntil } from "../../infra/adapters/health";
 import { readLease } from "../../infra/adapters/leases";
 import { releasedVersions } from "../../infra/adapters/recipes";
-import { recipeNameSchema } from "../../infra/naming";
+import { recipeNameSchema, WARM_LEASE_HOLDER } from "../../infra/naming";
 import { compareVersions, isVersion, parseVersion } from "../../infra/versions";
 import { Progress } from "../progress";
 import { applyWarmDefaults } from "../warm-defaults";
@@ -185,14 +185,18 @@ async function upCanonical(stack: Stack, recipe: string, lockDeadline: number, p
   }
 }
 
-/** A quick run borrowing the canonical must put it back before the canonical may change under it. */
+/**
+ * A quick run borrowing the canonical must put it back before the canonical may change under it. A
+ * lease the warm stack holds is not waited for here: the up queues on the stack's lock behind the
+ * change that holds it, or adopts it when a killed up left it.
+ */
 async function waitUntilNotLeased(stateDir: string, recipe: string, deadline: number, progress: Progress): Promise<void> {
   let said = false;
   await waitUntil(
     `the quick run on canonical ${recipe} to end`,
     async () => {
       const lease = await readLease(stateDir, recipe);
-      if (lease === null) return { done: true, value: undefined };
+      if (lease === null || lease.stack === WARM_LEASE_HOLDER) return { done: true, value: undefined };
       if (!said) progress.say(`canonical ${recipe} is lent to ${lease.stack}; waiting for it to be put back`);
       said = true;
       return { done: false, state: `leased by ${lease.stack} since ${lease.takenAt}` };
