@@ -348,6 +348,7 @@ describe("canonicals on the bed", { concurrency: true }, () => {
       assert.equal(afterKill.takenAt, previousStore.takenAt);
       assert.ok(afterKill.entries.some((entry) => entry.startsWith(".partial-")), `the new snapshot was cut off mid-write: ${afterKill.entries.join(" ")}`);
       assert.deepEqual(await processesOf(fixture), [], "no engine process outlived the kill");
+      assert.equal((await readLease(fixture.project.stateDir, recipe))?.stack, "warm", "the killed up's hold on the canonical is left behind");
 
       const locked = await fixture.up();
       assert.notEqual(locked.exitCode, 0);
@@ -367,6 +368,7 @@ describe("canonicals on the bed", { concurrency: true }, () => {
       assert.equal(await treeHash([volume]), prefilled);
       assert.equal(await fixture.deployer().envVersion(fixture.app(recipe)), V101);
       assert.ok(await isIdle(fixture, recipe));
+      assert.equal(await readLease(fixture.project.stateDir, recipe), null, "the next up adopted the left hold and gave it back");
     });
   });
 
