@@ -1,3 +1,4 @@
+import { randomInt } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import * as net from "node:net";
 import * as path from "node:path";
@@ -23,15 +24,27 @@ function revealSecrets(value: unknown): unknown {
   return value;
 }
 
-/** A free TCP port on loopback for a test's own Traefik (host-mode publishing needs one). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * A free TCP port for a test's own Traefik (host-mode publishing binds it on every address). It is
+ * taken below the kernel's ephemeral range: a port the OS hands out for listen(0) is also handed to
+ * outgoing connections, and one took it between the check and Traefik's bind.
+ */
+export async function freePort(): Promise<number> {
+  const range = await readFile("/proc/sys/net/ipv4/ip_local_port_range", "utf8").catch(() => "32768 60999");
+  const ephemeralFrom = Number(range.trim().split(/\s+/)[0]) || 32768;
+  const from = 20000;
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = from + randomInt(Math.max(1000, ephemeralFrom - from));
+    if (port < ephemeralFrom && (await canListen(port))) return port;
+  }
+  throw new Error(`no free port between ${from} and ${ephemeralFrom} after 50 tries`);
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = net.createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-    server.on("error", reject);
+    server.once("error", () => resolve(false));
+    server.listen(port, "0.0.0.0", () => server.close(() => resolve(true)));
   });
 }
 
