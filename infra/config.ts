@@ -180,6 +180,8 @@ export const runConfigSchema = z
     app: runAppSchema.optional(),
     /** The quick lane's canonical (mode quick); without it a quick run goes to the cold lane. */
     canonical: leasedCanonicalSchema.optional(),
+    /** Where the app's lane and deploys are recorded as they happen, for the results of a failed up. */
+    progressFile: absolutePath.optional(),
     /** How long a quick run waits for the canonical's lease before it falls back to the cold lane. */
     leaseTimeoutSeconds: z.coerce.number().int().min(0).max(86_400).default(600),
   })

@@ -2,6 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { AppRef, Deployer, HealthSpec } from "./adapters/deployer";
 import { createDeployer, DeployerSettings } from "./adapters/deployers";
 import { readLease, recordLeasedVolumes, releaseLease, waitForLease } from "./adapters/leases";
+import { recordRunProgress } from "./adapters/run-progress";
 import { isCommitRef, releasedVersions } from "./adapters/recipes";
 import { removeFinishedHelpers, restoreSnapshot, snapshotInfo } from "./adapters/snapshots";
 import { removeVolume } from "./adapters/swarm";
@@ -39,6 +40,8 @@ export interface RunAppArgs {
   deployerSettings: pulumi.Input<DeployerSettings>;
   /** Set for the quick lane: the canonical to borrow, and where its lease lives. */
   quick?: pulumi.Input<QuickLane>;
+  /** Where the lane taken and each deploy started are recorded as they happen (the runner reads it). */
+  progressFile?: pulumi.Input<string>;
 }
 
 export interface QuickLane {
@@ -63,6 +66,7 @@ interface RunAppInputs {
   secrets?: Record<string, string>;
   deployerSettings: DeployerSettings;
   quick?: QuickLane;
+  progressFile?: string;
 }
 
 interface RunAppOutputs extends RunAppInputs {
@@ -173,6 +177,7 @@ async function coldLane(inputs: RunAppInputs, extra: { fallback?: string; leaseW
   }
   let appSecrets: Record<string, string> = { ...inputs.secrets };
   let deployCount = 0;
+  await recordRunProgress(inputs.progressFile, { lane: "cold" });
   try {
     if (!existing) {
       const version = isVersion(ref) ? ref : undefined;
@@ -180,6 +185,7 @@ async function coldLane(inputs: RunAppInputs, extra: { fallback?: string; leaseW
       appSecrets = created.secrets;
     }
     if ((await deployer.currentVersion(app)) !== ref) {
+      await recordRunProgress(inputs.progressFile, { deploy: ref });
       await deployer.deploy(app, { ref, health: inputs.health, ready: inputs.ready, timeoutMs: inputs.deployTimeoutMs, env: inputs.env });
       deployCount += 1;
     }
@@ -208,6 +214,7 @@ async function quickLane(inputs: RunAppInputs, quick: QuickLane): Promise<RunApp
   let deployCount = 0;
   let ref = "";
   let lentVolumes = waited.lease.volumes;
+  await recordRunProgress(inputs.progressFile, { lane: "quick" });
   try {
     // Our own lease from a create that a crash left unobserved: start again from the known-good.
     if (waited.adopted) await putCanonicalBack(inputs.recipe, canonical, lentVolumes);
@@ -216,6 +223,7 @@ async function quickLane(inputs: RunAppInputs, quick: QuickLane): Promise<RunApp
     await recordLeasedVolumes(quick.stateDir, inputs.recipe, inputs.stack, lentVolumes);
     ref = await resolveRef(deployer, inputs.recipe, inputs.ref);
     const deploy = async (to: string) => {
+      await recordRunProgress(inputs.progressFile, { deploy: to });
       await deployer.deploy(app, { ref: to, health: inputs.health, ready: inputs.ready, timeoutMs: inputs.deployTimeoutMs, env: inputs.env });
       deployCount += 1;
     };

@@ -52,6 +52,7 @@ function appUnderTest(config: RunConfig, app: NonNullable<RunConfig["app"]>, sta
     env: realm ? { OIDC_ISSUER: realm.issuer, OIDC_CLIENT_ID: realm.clientId } : {},
     deployerSettings: settings,
     quick,
+    progressFile: config.progressFile,
   });
 }
 

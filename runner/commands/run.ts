@@ -4,6 +4,7 @@ import * as path from "node:path";
 import { OutputMap, Stack } from "@pulumi/pulumi/automation";
 import { Command } from "commander";
 import { z } from "zod";
+import { readRunProgress } from "../../infra/adapters/run-progress";
 import { CatalogueEntry, CONFIG_NAMESPACE, LeasedCanonical } from "../../infra/config";
 import { domainSchema, recipeNameSchema, runStackName } from "../../infra/naming";
 import { catalogueEntry, defaultCatalogueFile, loadCatalogue } from "../catalogue";
@@ -176,6 +177,10 @@ async function plan(request: RunRequest, settings: RunnerSettings): Promise<Plan
   };
 }
 
+function runProgressFile(stateDir: string, stack: string): string {
+  return path.join(registry.runWorkDir(stateDir, stack), "progress.jsonl");
+}
+
 function runConfig(plan: Plan, abraDir: string, stateDir: string): Record<string, string> {
   const { request, entry, warm } = plan;
   const config: Record<string, string> = {
@@ -192,6 +197,7 @@ function runConfig(plan: Plan, abraDir: string, stateDir: string): Record<string
     sso: String(entry.sso),
     app: JSON.stringify({ health: entry.health, ...(entry.ready ? { ready: entry.ready } : {}), deployTimeoutSeconds: entry.deployTimeoutSeconds }),
     leaseTimeoutSeconds: String(request.leaseTimeoutSeconds),
+    progressFile: runProgressFile(stateDir, plan.stack),
   };
   if (request.pr !== undefined) config.pr = String(request.pr);
   if (plan.keycloakDomain) config.keycloakDomain = plan.keycloakDomain;
@@ -378,11 +384,13 @@ export async function runRecipe(request: RunRequest, progress: Progress): Promis
     log.skip("promote", why);
   }
   signals.dispose();
+  // A failed up has no outputs: what the app went through is read from the progress it recorded.
+  const recorded = await readRunProgress(runProgressFile(settings.stateDir, stackName));
   await rm(registry.runWorkDir(settings.stateDir, stackName), { recursive: true, force: true });
   await registry.unregisterRun(settings.stateDir, stackName);
 
-  const lane = value(outputs, "lane");
-  const deployCount = value(outputs, "deployCount");
+  const lane = value(outputs, "lane") ?? recorded.lane;
+  const deployCount = value(outputs, "deployCount") ?? recorded.deployAttempts;
   const finishedAt = new Date();
   const results = parseResults({
     schema: RESULTS_SCHEMA_ID,
@@ -398,7 +406,7 @@ export async function runRecipe(request: RunRequest, progress: Progress): Promis
     sso: (value(outputs, "sso") as RunResults["sso"] | undefined) ?? null,
     fallbacks: prepared.fallbacks,
     steps: log.steps,
-    deployCount: deployCount === undefined ? 0 : Number(deployCount),
+    deployCount: Number(deployCount),
     leaseWaitMs: Number(value(outputs, "leaseWaitMs") ?? 0),
     tests,
     promotion,

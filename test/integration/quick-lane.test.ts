@@ -106,6 +106,9 @@ describe("the quick lane on the bed", { concurrency: false }, () => {
       assert.equal(results.outcome, "failed");
       assert.equal(results.failedStep, "up");
       assert.equal(results.mode, "quick");
+      assert.equal(results.lane, "quick", "the lane that ran, though the up failed");
+      assert.equal(results.confidence, "lower");
+      assert.equal(results.deployCount, 2, "the known-good, then the PR commit that failed");
       assert.match(results.error ?? "", /health \/health: HTTP 503|503/, results.error ?? "");
       assert.equal(results.tests.outcome, "not-run");
       assert.equal(results.promotion.outcome, "not-eligible");
