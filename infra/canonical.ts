@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { AppRef, Deployer, HealthSpec } from "./adapters/deployer";
 import { createDeployer, DeployerSettings } from "./adapters/deployers";
 import { releaseLease, waitForLease } from "./adapters/leases";
-import { leasedCanonicalSchema } from "./config";
+import { parseLeasedCanonical } from "./config";
 import { deleteSnapshot, restoreSnapshot, snapshotInfo, SnapshotInfo, SnapshotOptions, SnapshotTarget, takeSnapshot } from "./adapters/snapshots";
 import { assertDomain, assertRecipeName, stackNameForDomain, WARM_LEASE_HOLDER, WARM_OWNER_KEY, WARM_OWNER_MARK } from "./naming";
 import { inputChecker, withoutUndefined } from "./provider-support";
@@ -255,16 +255,9 @@ async function backToKnownGood(deployer: Deployer, olds: CanonicalOutputs, targe
 async function whileNotLent<T>(inputs: CanonicalInputs, knownGood: string, change: () => Promise<T>): Promise<T> {
   const leases = inputs.leases;
   if (leases === undefined) return change();
-  const canonical = leasedCanonicalSchema.parse({
-    domain: inputs.domain,
-    knownGood,
-    snapshotStore: inputs.snapshot.store,
-    helperImage: inputs.snapshot.helperImage,
-    deployerSettings: inputs.deployerSettings,
-    health: inputs.health,
-    deployTimeoutMs: inputs.deployTimeoutMs,
-  });
-  const waited = await waitForLease(leases.stateDir, inputs.recipe, WARM_LEASE_HOLDER, canonical, leases.waitMs);
+  const parsed = parseLeasedCanonical({ ...inputs, knownGood });
+  if (!parsed.success) throw new Error(`canonical ${inputs.recipe}: cannot describe it for its lease: ${parsed.error.issues[0]?.message ?? "invalid"}`);
+  const waited = await waitForLease(leases.stateDir, inputs.recipe, WARM_LEASE_HOLDER, parsed.data, leases.waitMs);
   if (waited.lease === null) {
     throw new Error(
       `canonical ${inputs.recipe}: a quick run kept it for more than ${Math.round(leases.waitMs / 1000)}s (${waited.holder}); ` +

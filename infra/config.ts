@@ -144,6 +144,20 @@ export const leasedCanonicalSchema = z
   .strict();
 export type LeasedCanonical = z.infer<typeof leasedCanonicalSchema>;
 
+/** A Canonical's inputs or state (as the warm stack records it), read as what a lease carries. */
+export function parseLeasedCanonical(canonical: Record<string, unknown>) {
+  const snapshot = canonical.snapshot as { store?: unknown; helperImage?: unknown } | undefined;
+  return leasedCanonicalSchema.safeParse({
+    domain: canonical.domain,
+    knownGood: canonical.knownGood,
+    snapshotStore: snapshot?.store,
+    helperImage: snapshot?.helperImage,
+    deployerSettings: canonical.deployerSettings,
+    health: canonical.health,
+    deployTimeoutMs: canonical.deployTimeoutMs,
+  });
+}
+
 /** The app under test, as the recipe catalogue describes it. */
 const runAppSchema = z
   .object({

@@ -3,7 +3,7 @@ import { mkdir } from "node:fs/promises";
 import * as path from "node:path";
 import { execa } from "execa";
 import { releasedVersions, resolveCommit } from "../infra/adapters/recipes";
-import { CatalogueEntry, LeasedCanonical, leasedCanonicalSchema, WarmConfig } from "../infra/config";
+import { CatalogueEntry, LeasedCanonical, parseLeasedCanonical, WarmConfig } from "../infra/config";
 import { canonicalResourceName } from "../stacks/canonicals";
 import { runWorkDir } from "./run-registry";
 import { warmConfig, warmResources } from "./warm-state";
@@ -69,16 +69,7 @@ function sharedKeycloakDomain(config: WarmConfig): string | undefined {
 /** A seeded canonical's state, as the quick lane needs it; undefined when it was never seeded. */
 export function leasedCanonicalOf(outputs: Record<string, unknown> | undefined): LeasedCanonical | undefined {
   if (!outputs?.snapshotId) return undefined;
-  const snapshot = outputs.snapshot as { store?: unknown; helperImage?: unknown } | undefined;
-  const parsed = leasedCanonicalSchema.safeParse({
-    domain: outputs.domain,
-    knownGood: outputs.knownGood,
-    snapshotStore: snapshot?.store,
-    helperImage: snapshot?.helperImage,
-    deployerSettings: outputs.deployerSettings,
-    health: outputs.health,
-    deployTimeoutMs: outputs.deployTimeoutMs,
-  });
+  const parsed = parseLeasedCanonical(outputs);
   return parsed.success ? parsed.data : undefined;
 }
 
