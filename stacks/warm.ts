@@ -27,7 +27,7 @@ export interface PlannedApp {
   down: boolean;
 }
 
-async function planApp(config: WarmConfig, settings: DeployerSettings, app: string, appConfig: WarmAppConfig, retry: boolean) {
+async function planApp(config: WarmConfig, settings: DeployerSettings, app: string, appConfig: WarmAppConfig, failedBefore: Record<string, string>) {
   const domain = appConfig.domain ?? `${app}.${config.baseDomain}`;
   const ref = { recipe: appConfig.recipe, domain };
   const deployer = createDeployer(settings);
@@ -46,7 +46,7 @@ async function planApp(config: WarmConfig, settings: DeployerSettings, app: stri
     notes,
     envSamples,
     currentEnvKeys: Object.keys((await deployer.appEnv(ref)) ?? {}),
-    failedBefore: retry ? {} : failedUpgrades(await listAlerts(config.alertDir), app),
+    failedBefore,
   });
   const down = current !== null && !(await deployer.probeHealth(ref, appConfig.health)).ok;
   return { domain, decision, down };
@@ -60,6 +60,8 @@ function describeHold(hold: Hold): string {
 export async function warmProgram(): Promise<Record<string, unknown>> {
   const config = parseConfig(warmConfigSchema, namespacedConfig(pulumi.runtime.allConfig()), "warm stack");
   const retry = new Set(parseWarmRetry([process.env.WARMSTACK_RETRY ?? ""], "WARMSTACK_RETRY"));
+  // Read once for every app: the failed upgrades the gate must not take again on its own.
+  const pastAlerts = await listAlerts(config.alertDir);
   const settings: DeployerSettings = {
     deployer: config.deployer,
     abraDir: config.abraDir,
@@ -79,7 +81,7 @@ export async function warmProgram(): Promise<Record<string, unknown>> {
   const deployed: Record<string, pulumi.Output<string>> = {};
   for (const [app, appConfig] of Object.entries(config.apps)) {
     if (!appConfig) continue;
-    const { domain, decision, down } = await planApp(config, settings, app, appConfig, retry.has(app as WarmAppName));
+    const { domain, decision, down } = await planApp(config, settings, app, appConfig, retry.has(app as WarmAppName) ? {} : failedUpgrades(pastAlerts, app));
     for (const warning of decision.warnings) pulumi.log.warn(warning);
     for (const hold of decision.holds) {
       pulumi.log.warn(describeHold(hold));
