@@ -10,6 +10,7 @@ import { bed } from "../test/support/bed";
 import { CanonicalStackFixture } from "../test/support/canonical-stack";
 import { runToEnd } from "../test/support/runs";
 import { sharedKeycloak } from "../test/support/shared-keycloak";
+import { median, numberFlag } from "./support";
 
 const RECIPE = "sso-app";
 const KNOWN_GOOD = "1.0.0+1.0";
@@ -21,12 +22,6 @@ interface Sample {
   lane: "cold" | "quick";
   wallMs: number;
   results: RunResults;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
 const seconds = (ms: number) => (ms / 1000).toFixed(1);
@@ -44,9 +39,7 @@ async function measure(fixture: CanonicalStackFixture, lane: "cold" | "quick", r
 }
 
 async function main(): Promise<void> {
-  const roundsFlag = process.argv.indexOf("--rounds");
-  const rounds = roundsFlag === -1 ? 2 : Number(process.argv[roundsFlag + 1]);
-  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 10) throw new Error("--rounds: must be a whole number from 1 to 10");
+  const rounds = numberFlag("--rounds", 2, 10);
 
   const keycloak = await sharedKeycloak();
   const fixture = await CanonicalStackFixture.create([{ recipe: RECIPE, tags: [KNOWN_GOOD], knownGood: KNOWN_GOOD, deployTimeoutSeconds: 300 }]);

@@ -1,11 +1,12 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { AppRef, Deployer, HealthSpec } from "./adapters/deployer";
 import { createDeployer, DeployerSettings } from "./adapters/deployers";
-import { releaseLease, waitForLease } from "./adapters/leases";
+import { coordinationAt, waitForLease, whileBeating } from "./adapters/coordination";
 import { parseLeasedCanonical } from "./config";
-import { deleteSnapshot, restoreSnapshot, snapshotInfo, SnapshotInfo, SnapshotOptions, SnapshotTarget, takeSnapshot } from "./adapters/snapshots";
-import { assertDomain, assertRecipeName, stackNameForDomain, WARM_LEASE_HOLDER, WARM_OWNER_KEY, WARM_OWNER_MARK } from "./naming";
-import { inputChecker, withoutUndefined } from "./provider-support";
+import { localNode, NodeGoneError, NodeRef, resolveNode } from "./adapters/nodes";
+import { deleteSnapshot, removeFinishedHelpers, restoreSnapshot, snapshotInfo, SnapshotInfo, SnapshotOptions, SnapshotTarget, takeSnapshot } from "./adapters/snapshots";
+import { assertDomain, assertNodeName, assertRecipeName, PINNED_NODE_KEY, stackNameForDomain, WARM_LEASE_HOLDER, WARM_OWNER_KEY, WARM_OWNER_MARK } from "./naming";
+import { inputChecker, lazyProvider, ResourceArgs, TypedResource, withoutUndefined } from "./provider-support";
 import { compareVersions, isVersion, parseVersion } from "./versions";
 
 /**
@@ -14,21 +15,36 @@ import { compareVersions, isVersion, parseVersion } from "./versions";
  * snapshot of those volumes: the known-good snapshot that quick runs restore. The known-good and its
  * snapshot change only when a new version converged healthy and its snapshot completed.
  */
-export interface CanonicalArgs {
-  recipe: pulumi.Input<string>;
-  knownGood: pulumi.Input<string>;
-  /** The stable domain, canonicalDomain(recipe, baseDomain). */
-  domain: pulumi.Input<string>;
-  health: pulumi.Input<HealthSpec>;
-  deployTimeoutMs: pulumi.Input<number>;
-  deployerSettings: pulumi.Input<DeployerSettings>;
-  snapshot: pulumi.Input<CanonicalSnapshotSettings>;
-  /** Where quick runs lease canonicals, and how long a change waits for one to give it back. */
-  leases: pulumi.Input<CanonicalLeaseSettings>;
+export interface CanonicalInputs {
+  /** The enrolled recipe; the resource is named after it. Another recipe is another canonical. */
+  recipe: string;
+  /** The version its data and snapshot are of; advanced only by a promote (after a green cold run). */
+  knownGood: string;
+  /** The stable domain, canonicalDomain(recipe, baseDomain). Another domain is another canonical. */
+  domain: string;
+  health: HealthSpec;
+  /** How long the known-good may take to converge when it is seeded or promoted. */
+  deployTimeoutMs: number;
+  deployerSettings: DeployerSettings;
+  snapshot: CanonicalSnapshotSettings;
+  /**
+   * The swarm node (hostname) to seed it on; default: the node the runner's docker CLI talks to. It
+   * stays there — named volumes are node-local — so another node later is refused, not a move.
+   */
+  node?: string;
+  /**
+   * Where quick runs lease canonicals, and how long a change waits for one to give it back. Absent in
+   * the state of canonicals created before changes waited for quick runs: such a change does not wait.
+   */
+  leases?: CanonicalLeaseSettings;
 }
 
+export type CanonicalArgs = ResourceArgs<CanonicalInputs>;
+
 export interface CanonicalLeaseSettings {
+  /** The runner's state directory, whose leases/ quick runs take. */
   stateDir: string;
+  /** Default in the warm config: warmstack:leaseWaitSeconds (1800 s). */
   waitMs: number;
 }
 
@@ -38,54 +54,31 @@ export interface CanonicalSnapshotSettings {
   helperImage: string;
 }
 
-interface CanonicalInputs {
-  recipe: string;
-  knownGood: string;
-  domain: string;
-  health: HealthSpec;
-  deployTimeoutMs: number;
-  deployerSettings: DeployerSettings;
-  snapshot: CanonicalSnapshotSettings;
-  /** Absent in the state of canonicals created before changes waited for quick runs. */
-  leases?: CanonicalLeaseSettings;
-}
-
 interface CanonicalOutputs extends CanonicalInputs {
   /** sha256 of the known-good snapshot's tar. */
   snapshotId: string;
   snapshotBytes: number;
   /** When the known-good snapshot was taken (ISO). */
   seededAt: string;
+  /** The node its volumes and snapshots are on; absent in the state of canonicals seeded before pinning. */
+  pinnedNode?: string;
 }
 
-// The provider's code is stored in state and used again for deletes, possibly by a later version
-// of warmstack: the closures only load this module at run time and call its named steps.
-function steps(): typeof import("./canonical") {
-  const path = require("node:path");
-  // The provider process runs in the directory of the program's main: dist/stacks with
-  // Pulumi.yaml's main, the project root for an inline program whose main is the project.
-  const besideStacks = path.resolve("../infra/canonical.js");
-  return require(require("node:fs").existsSync(besideStacks) ? besideStacks : path.resolve("dist/infra/canonical.js"));
-}
+const canonicalProvider = lazyProvider<typeof import("./canonical"), "Canonical">("canonical", "Canonical");
 
-const canonicalProvider: pulumi.dynamic.ResourceProvider = {
-  check: async (_olds: CanonicalInputs, news: CanonicalInputs) => steps().checkCanonical(news),
-  diff: async (_id: string, olds: CanonicalOutputs, news: CanonicalInputs) => steps().diffCanonical(olds, news),
-  create: async (inputs: CanonicalInputs) => steps().createCanonical(inputs),
-  update: async (_id: string, olds: CanonicalOutputs, news: CanonicalInputs) => steps().updateCanonical(olds, news),
-  delete: async (_id: string, props: CanonicalOutputs) => steps().deleteCanonical(props),
-};
-
-export class Canonical extends pulumi.dynamic.Resource {
+export class Canonical extends TypedResource {
   declare public readonly recipe: pulumi.Output<string>;
   declare public readonly knownGood: pulumi.Output<string>;
   declare public readonly domain: pulumi.Output<string>;
   declare public readonly snapshotId: pulumi.Output<string>;
   declare public readonly snapshotBytes: pulumi.Output<number>;
   declare public readonly seededAt: pulumi.Output<string>;
+  declare public readonly pinnedNode: pulumi.Output<string | undefined>;
 
+  /** `name` is the recipe's; untyped, canonicals were named `canonical-<recipe>` beside the WarmApps. */
   constructor(name: string, args: CanonicalArgs, opts?: pulumi.CustomResourceOptions) {
-    super(canonicalProvider, name, { ...args, snapshotId: undefined, snapshotBytes: undefined, seededAt: undefined }, opts);
+    const outputs = ["snapshotId", "snapshotBytes", "seededAt", "pinnedNode"] satisfies (keyof CanonicalOutputs)[];
+    super(canonicalProvider, "Canonical", name, args, { outputs, untypedName: `canonical-${name}` }, opts);
   }
 }
 
@@ -100,8 +93,33 @@ function snapshotKey(inputs: CanonicalInputs): string {
   return stackNameForDomain(inputs.domain);
 }
 
-function snapshotOptions(settings: CanonicalSnapshotSettings): SnapshotOptions {
-  return { store: settings.store, helperImage: settings.helperImage };
+function snapshotOptions(settings: CanonicalSnapshotSettings, node?: NodeRef): SnapshotOptions & { node?: string } {
+  return withoutUndefined({ store: settings.store, helperImage: settings.helperImage, node: node?.id });
+}
+
+/**
+ * The node the canonical's volumes are on, as its env file names it. An app from before pinning is
+ * pinned where its volumes are: on the node the runner's docker CLI talks to, the only one it used.
+ */
+async function pinnedNode(deployer: Deployer, inputs: CanonicalInputs): Promise<NodeRef> {
+  const app = appRef(inputs);
+  let hostname = await deployer.pinnedNode(app);
+  if (hostname === undefined) {
+    hostname = (await localNode()).hostname;
+    await deployer.pinToNode(app, hostname);
+  }
+  if (inputs.node !== undefined && inputs.node !== hostname) {
+    throw new Error(
+      `canonical ${inputs.recipe}: its volumes are on swarm node ${hostname}, not ${inputs.node}; a canonical does not move between nodes: ` +
+        `set warmstack:canonicals.${inputs.recipe}.node back to ${hostname}, or de-enrol and re-enrol the recipe to seed it on ${inputs.node}`,
+    );
+  }
+  return resolveNode(hostname);
+}
+
+/** The node of a canonical as its state records it, for a refresh (undefined: seeded before pinning, on the runner's node). */
+async function recordedNode(props: CanonicalOutputs): Promise<NodeRef | undefined> {
+  return props.pinnedNode === undefined ? undefined : resolveNode(props.pinnedNode);
 }
 
 export async function checkCanonical(news: CanonicalInputs): Promise<pulumi.dynamic.CheckResult> {
@@ -111,6 +129,7 @@ export async function checkCanonical(news: CanonicalInputs): Promise<pulumi.dyna
   check("knownGood", () => {
     if (!isVersion(news.knownGood)) throw new Error(`"${news.knownGood}" is not a recipe version (X.Y.Z+UPSTREAM)`);
   });
+  if (news.node !== undefined) check("node", () => assertNodeName(news.node));
   check("deployTimeoutMs", () => {
     if (!Number.isInteger(news.deployTimeoutMs) || news.deployTimeoutMs <= 0) throw new Error("must be a positive number of milliseconds");
   });
@@ -125,31 +144,36 @@ export async function checkCanonical(news: CanonicalInputs): Promise<pulumi.dyna
 export function diffCanonical(olds: CanonicalOutputs, news: CanonicalInputs): pulumi.dynamic.DiffResult {
   const replaces = (["recipe", "domain"] as const).filter((key) => olds[key] !== news[key]);
   const compared = ["knownGood", "health", "deployTimeoutMs", "deployerSettings", "snapshot"] as const;
-  const changed = compared.filter((key) => JSON.stringify(olds[key]) !== JSON.stringify(news[key]));
+  const changed: string[] = compared.filter((key) => JSON.stringify(olds[key]) !== JSON.stringify(news[key]));
+  // An update refuses it, naming the node the volumes are on.
+  if (news.node !== undefined && news.node !== (olds.pinnedNode ?? olds.node)) changed.push("node");
   return { changes: replaces.length > 0 || changed.length > 0, replaces, deleteBeforeReplace: false };
 }
 
 export async function createCanonical(inputs: CanonicalInputs): Promise<pulumi.dynamic.CreateResult> {
   const deployer = createDeployer(inputs.deployerSettings);
   const app = appRef(inputs);
-  await ensureApp(deployer, inputs);
+  // A node that is not in the swarm, or that the runner cannot reach, is refused before anything exists.
+  await ensureApp(deployer, inputs, (await resolveNode(inputs.node ?? (await localNode()).hostname)).hostname);
   let snapshot: SnapshotInfo;
+  let node: NodeRef;
   try {
-    snapshot = await seed(deployer, inputs);
+    node = await pinnedNode(deployer, inputs);
+    snapshot = await seed(deployer, inputs, node);
   } catch (error) {
     // No known-good exists yet; what matters is that a failed seed does not keep running.
     await deployer.undeploy(app).catch(() => undefined);
     throw new Error(`canonical ${inputs.recipe} (${inputs.domain}): seeding ${inputs.knownGood} failed: ${reasonOf(error)}`);
   }
-  return { id: `${inputs.deployerSettings.server}/${inputs.domain}`, outs: outputsOf(inputs, snapshot) };
+  return { id: `${inputs.deployerSettings.server}/${inputs.domain}`, outs: outputsOf(inputs, snapshot, node.hostname) };
 }
 
 /** Creates the app's env file unless this warm stack already did (a crashed create); refuses a stranger's. */
-async function ensureApp(deployer: Deployer, inputs: CanonicalInputs): Promise<void> {
+async function ensureApp(deployer: Deployer, inputs: CanonicalInputs, node: string): Promise<void> {
   const app = appRef(inputs);
   const env = await deployer.appEnv(app);
   if (env === null) {
-    await deployer.newApp(app, { version: inputs.knownGood, env: { [WARM_OWNER_KEY]: WARM_OWNER_MARK } });
+    await deployer.newApp(app, { version: inputs.knownGood, env: { [WARM_OWNER_KEY]: WARM_OWNER_MARK, [PINNED_NODE_KEY]: node } });
     return;
   }
   if (env[WARM_OWNER_KEY] !== WARM_OWNER_MARK) {
@@ -162,25 +186,26 @@ async function ensureApp(deployer: Deployer, inputs: CanonicalInputs): Promise<v
  * they exist), converges, undeploys, waits until gone and snapshots: the snapshot is only ever of
  * data a healthy known-good left behind.
  */
-async function seed(deployer: Deployer, inputs: CanonicalInputs): Promise<SnapshotInfo> {
+async function seed(deployer: Deployer, inputs: CanonicalInputs, node: NodeRef): Promise<SnapshotInfo> {
   const app = appRef(inputs);
+  await removeFinishedHelpers(snapshotKey(inputs));
   // A crashed earlier attempt may have left it running at this version: redeploying it is intended.
   const live = await deployer.currentVersion(app);
   await deployer.deploy(app, { ref: inputs.knownGood, health: inputs.health, timeoutMs: inputs.deployTimeoutMs, force: live === inputs.knownGood });
   await deployer.undeploy(app);
-  return takeSnapshot(await snapshotTarget(deployer, inputs), snapshotOptions(inputs.snapshot));
+  return takeSnapshot({ ...(await snapshotTarget(deployer, inputs, node)), version: inputs.knownGood }, snapshotOptions(inputs.snapshot));
 }
 
-async function snapshotTarget(deployer: Deployer, inputs: CanonicalInputs): Promise<SnapshotTarget> {
+async function snapshotTarget(deployer: Deployer, inputs: CanonicalInputs, node: NodeRef): Promise<SnapshotTarget> {
   const volumes = await deployer.volumes(appRef(inputs));
   if (volumes.length === 0) {
-    throw new Error(`recipe ${inputs.recipe} left no volumes on ${inputs.domain}: a canonical keeps data-warm volumes, and this recipe has none to keep`);
+    throw new Error(`recipe ${inputs.recipe} left no volumes on ${inputs.domain} (node ${node.hostname}): a canonical keeps data-warm volumes, and this recipe has none to keep`);
   }
-  return { app: snapshotKey(inputs), volumes };
+  return { app: snapshotKey(inputs), volumes, node: node.id };
 }
 
-function outputsOf(inputs: CanonicalInputs, snapshot: { id: string; bytes: number; takenAt: string }): CanonicalOutputs {
-  return withoutUndefined({ ...inputs, snapshotId: snapshot.id, snapshotBytes: snapshot.bytes, seededAt: snapshot.takenAt });
+function outputsOf(inputs: CanonicalInputs, snapshot: { id: string; bytes: number; takenAt: string }, node: string | undefined): CanonicalOutputs {
+  return withoutUndefined({ ...inputs, snapshotId: snapshot.id, snapshotBytes: snapshot.bytes, seededAt: snapshot.takenAt, pinnedNode: node });
 }
 
 function reasonOf(error: unknown): string {
@@ -191,7 +216,7 @@ export async function updateCanonical(olds: CanonicalOutputs, news: CanonicalInp
   const promoted = olds.knownGood !== news.knownGood;
   const moved = olds.snapshot.store !== news.snapshot.store;
   const known = { id: olds.snapshotId, bytes: olds.snapshotBytes, takenAt: olds.seededAt };
-  if (!promoted && !moved) return { outs: outputsOf(news, known) };
+  if (!promoted && !moved && (news.node === undefined || news.node === olds.pinnedNode)) return { outs: outputsOf(news, known, olds.pinnedNode) };
 
   if (promoted && compareVersions(parseVersion(news.knownGood), parseVersion(olds.knownGood)) < 0) {
     // Data that a newer version has migrated may not work with an older one.
@@ -200,16 +225,23 @@ export async function updateCanonical(olds: CanonicalOutputs, news: CanonicalInp
         `set warmstack:canonicals.${news.recipe}.knownGood to ${olds.knownGood} again, or de-enrol and re-enrol the recipe to start over`,
     );
   }
-  return whileNotLent(news, olds.knownGood, () => changeKnownGood(olds, news, promoted, moved));
+  return whileNotLent(news, olds.knownGood, async () => {
+    if (promoted || moved) return changeKnownGood(olds, news, promoted, moved);
+    // Only the node was named: it must be the one the volumes are on (else pinnedNode refuses).
+    const node = await pinnedNode(createDeployer(news.deployerSettings), news);
+    return { outs: outputsOf(news, known, node.hostname) };
+  });
 }
 
 async function changeKnownGood(olds: CanonicalOutputs, news: CanonicalInputs, promoted: boolean, moved: boolean): Promise<pulumi.dynamic.UpdateResult> {
   const deployer = createDeployer(news.deployerSettings);
   const app = appRef(news);
-  // Idle by contract; a crashed earlier attempt may have left it deployed.
+  // Idle by contract; a crashed earlier attempt may have left it deployed, and its helpers behind.
+  const node = await pinnedNode(deployer, news);
   await deployer.undeploy(app);
-  const target = await snapshotTarget(deployer, news);
-  const oldStore = snapshotOptions(olds.snapshot);
+  await removeFinishedHelpers(snapshotKey(news));
+  const target = await snapshotTarget(deployer, news, node);
+  const oldStore = snapshotOptions(olds.snapshot, node);
   const hasKnownGood = (await snapshotInfo(target.app, oldStore)) !== null;
   let snapshot: SnapshotInfo;
   try {
@@ -220,7 +252,7 @@ async function changeKnownGood(olds: CanonicalOutputs, news: CanonicalInputs, pr
       await deployer.deploy(app, { ref: news.knownGood, health: news.health, timeoutMs: news.deployTimeoutMs });
       await deployer.undeploy(app);
     }
-    snapshot = await takeSnapshot(target, snapshotOptions(news.snapshot));
+    snapshot = await takeSnapshot({ ...target, version: promoted ? news.knownGood : olds.knownGood }, snapshotOptions(news.snapshot));
   } catch (error) {
     await backToKnownGood(deployer, olds, target, hasKnownGood, error);
     const what = promoted ? `${news.knownGood} did not become the known-good` : `moving its snapshot to store ${news.snapshot.store} failed`;
@@ -230,7 +262,7 @@ async function changeKnownGood(olds: CanonicalOutputs, news: CanonicalInputs, pr
     );
   }
   if (moved) await deleteSnapshot(target.app, oldStore);
-  return { outs: outputsOf(news, snapshot) };
+  return { outs: outputsOf(news, snapshot, node.hostname) };
 }
 
 /** Undeploys the failed attempt and puts the known-good's data and version back; the snapshot itself is never written. */
@@ -257,7 +289,8 @@ async function whileNotLent<T>(inputs: CanonicalInputs, knownGood: string, chang
   if (leases === undefined) return change();
   const parsed = parseLeasedCanonical({ ...inputs, knownGood });
   if (!parsed.success) throw new Error(`canonical ${inputs.recipe}: cannot describe it for its lease: ${parsed.error.issues[0]?.message ?? "invalid"}`);
-  const waited = await waitForLease(leases.stateDir, inputs.recipe, WARM_LEASE_HOLDER, parsed.data, leases.waitMs);
+  const coordination = coordinationAt(leases.stateDir);
+  const waited = await waitForLease(coordination, inputs.recipe, WARM_LEASE_HOLDER, parsed.data, leases.waitMs);
   if (waited.lease === null) {
     throw new Error(
       `canonical ${inputs.recipe}: a quick run kept it for more than ${Math.round(leases.waitMs / 1000)}s (${waited.holder}); ` +
@@ -265,10 +298,25 @@ async function whileNotLent<T>(inputs: CanonicalInputs, knownGood: string, chang
     );
   }
   try {
-    return await change();
+    // Its heartbeat tells other hosts the hold is alive: a change takes minutes.
+    return await whileBeating(() => coordination.heartbeatLease(inputs.recipe, WARM_LEASE_HOLDER), change);
   } finally {
-    await releaseLease(leases.stateDir, inputs.recipe, WARM_LEASE_HOLDER);
+    await coordination.releaseLease(inputs.recipe, WARM_LEASE_HOLDER);
   }
+}
+
+/**
+ * `pulumi refresh`: the known-good snapshot as the store holds it. A snapshot the state does not know
+ * (a promote killed after its snapshot completed) is taken with the version it records as the
+ * known-good; a canonical whose app and snapshot are both gone is gone.
+ */
+export async function readCanonical(id: string, props: CanonicalOutputs): Promise<pulumi.dynamic.ReadResult> {
+  const deployer = createDeployer(props.deployerSettings);
+  const snapshot = await snapshotInfo(snapshotKey(props), snapshotOptions(props.snapshot, await recordedNode(props)));
+  if (snapshot === null) return (await deployer.appEnv(appRef(props))) === null ? { id: "", props: {} } : { id, props };
+  if (snapshot.id === props.snapshotId) return { id, props };
+  const knownGood = snapshot.version !== undefined && isVersion(snapshot.version) ? snapshot.version : props.knownGood;
+  return { id, props: outputsOf({ ...props, knownGood }, snapshot, props.pinnedNode) };
 }
 
 /** De-enrolled: this canonical's app, volumes and snapshot go; nothing else is touched. */
@@ -276,8 +324,14 @@ export async function deleteCanonical(props: CanonicalOutputs): Promise<void> {
   await whileNotLent(props, props.knownGood, async () => {
     const deployer = createDeployer(props.deployerSettings);
     const app = appRef(props);
+    // De-enrolling a canonical whose node has left the swarm removes what is left of it here.
+    const node = await recordedNode(props).catch((error: unknown) => {
+      if (error instanceof NodeGoneError) return null;
+      throw error;
+    });
     await deployer.undeploy(app);
     await deployer.remove(app, { volumes: true });
-    await deleteSnapshot(snapshotKey(props), snapshotOptions(props.snapshot));
+    if (node !== null) await deleteSnapshot(snapshotKey(props), snapshotOptions(props.snapshot, node));
+    await removeFinishedHelpers(snapshotKey(props));
   });
 }

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { domainSchema, hex6Schema, recipeNameSchema, serverNameSchema } from "./naming";
+import { domainSchema, nodeNameSchema, runIdSchema, recipeNameSchema, serverNameSchema } from "./naming";
 import { isVersion } from "./versions";
 
 /**
@@ -9,13 +9,15 @@ import { isVersion } from "./versions";
  */
 export const CONFIG_NAMESPACE = "warmstack";
 
-const absolutePath = z.string().refine((value) => value.startsWith("/"), "must be an absolute path");
+export const absolutePathSchema = z.string().refine((value) => value.startsWith("/") && !value.split("/").includes(".."), "must be an absolute path without '..'");
+const absolutePath = absolutePathSchema;
 
-const loopbackUrl = z
+export const loopbackUrlSchema = z
   .string()
   .refine((value) => /^http:\/\/(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost)(:\d{1,5})?\/?$/.test(value), {
     message: "must be an http URL on loopback, e.g. http://127.0.0.1:47080",
   });
+const loopbackUrl = loopbackUrlSchema;
 
 const healthSchema = z
   .object({
@@ -51,17 +53,13 @@ const canonicalSchema = z
     knownGood: z.string().refine(isVersion, "must be a recipe version X.Y.Z+UPSTREAM, e.g. 1.0.0+1.0"),
     health: healthSchema,
     deployTimeoutSeconds: z.number().int().min(10).max(3600).default(300),
+    /** The swarm node (hostname) to seed it on; default: the runner's own. It stays there. */
+    node: nodeNameSchema.optional(),
   })
   .strict();
 export type CanonicalConfig = z.infer<typeof canonicalSchema>;
 
-// Keys are checked here rather than by z.record's key schema, whose error says only "Invalid key".
-const canonicalsSchema = z.record(z.string(), canonicalSchema).superRefine((canonicals, context) => {
-  for (const recipe of Object.keys(canonicals)) {
-    const checked = recipeNameSchema.safeParse(recipe);
-    if (!checked.success) context.addIssue({ code: "custom", path: [recipe], message: checked.error.issues[0]?.message ?? "is not a valid recipe name" });
-  }
-});
+const canonicalsSchema = recipeKeyed(canonicalSchema);
 
 export const warmConfigSchema = z
   .object({
@@ -104,14 +102,22 @@ export type WarmAppName = (typeof WARM_APP_NAMES)[number];
 
 /**
  * The warm apps whose failed upgrade may be tried again in this run: `warmstack up --retry APP`, or
- * WARMSTACK_RETRY=APP[,APP] for a plain `pulumi up -s warm`. `source` names where the list came from.
+ * WARMSTACK_RETRY=APP[,APP] for a plain `pulumi up -s warm`. Names may repeat and be comma-separated.
  */
+export const warmRetrySchema = z
+  .array(z.string())
+  .transform((raw) => raw.flatMap((value) => value.split(",")).map((value) => value.trim()).filter(Boolean))
+  .superRefine((names, context) => {
+    const unknown = names.filter((name) => !(WARM_APP_NAMES as readonly string[]).includes(name));
+    if (unknown.length > 0) context.addIssue({ code: "custom", message: `${unknown.map((name) => JSON.stringify(name)).join(", ")} is not a warm app (one of ${WARM_APP_NAMES.join(", ")})` });
+  })
+  .transform((names) => names as WarmAppName[]);
+
+/** `source` names where the list came from, for the error. */
 export function parseWarmRetry(raw: readonly string[], source: string): WarmAppName[] {
-  const names = raw.flatMap((value) => value.split(",")).map((value) => value.trim()).filter(Boolean);
-  const checked = z.array(z.enum(WARM_APP_NAMES)).safeParse(names);
+  const checked = warmRetrySchema.safeParse(raw);
   if (checked.success) return checked.data;
-  const unknown = names.filter((name) => !(WARM_APP_NAMES as readonly string[]).includes(name));
-  throw new ConfigError(`${source}: ${unknown.map((name) => JSON.stringify(name)).join(", ")} is not a warm app (one of ${WARM_APP_NAMES.join(", ")})`);
+  throw new ConfigError(`${source}: ${checked.error.issues[0]?.message ?? "is invalid"}`);
 }
 
 const deployerSettingsSchema = z
@@ -140,6 +146,8 @@ export const leasedCanonicalSchema = z
     deployerSettings: deployerSettingsSchema,
     health: healthSchema,
     deployTimeoutMs: z.number().int().positive(),
+    /** The swarm node its volumes and snapshot are on; absent for a canonical seeded before pinning. */
+    node: nodeNameSchema.optional(),
   })
   .strict();
 export type LeasedCanonical = z.infer<typeof leasedCanonicalSchema>;
@@ -155,6 +163,7 @@ export function parseLeasedCanonical(canonical: Record<string, unknown>) {
     deployerSettings: canonical.deployerSettings,
     health: canonical.health,
     deployTimeoutMs: canonical.deployTimeoutMs,
+    node: canonical.pinnedNode,
   });
 }
 
@@ -170,7 +179,8 @@ const runAppSchema = z
 export const runConfigSchema = z
   .object({
     recipe: recipeNameSchema,
-    hex: hex6Schema,
+    /** The run's id, the last part of the run stack's name. */
+    runId: runIdSchema,
     ref: z
       .string()
       .regex(/^([0-9a-f]{7,40})?$/, "must be a commit hash (7–40 hex digits) or empty for the latest version")
@@ -184,9 +194,14 @@ export const runConfigSchema = z
     dnsrrEndpoints: z.boolean().default(true),
     /** Holds the cross-process Keycloak write lock. */
     stateDir: absolutePath,
-    /** The recipe declares a single-sign-on dependency on Keycloak. */
-    sso: z.boolean().default(false),
-    /** The shared live-warm Keycloak's domain; unset or unhealthy → a cold Keycloak in this stack. */
+    /**
+     * The recipe's single-sign-on path, as the runner chose it before the up: none (no SSO
+     * dependency), a realm on the shared Keycloak, or a cold Keycloak of the run's own.
+     */
+    sso: z.enum(["none", "warm-keycloak", "cold-keycloak"]).default("none"),
+    /** Why the run deploys its own Keycloak (sso cold-keycloak), as the runner found the shared one. */
+    ssoFallback: z.string().optional(),
+    /** The shared live-warm Keycloak's domain; required for sso warm-keycloak. */
     keycloakDomain: domainSchema.optional(),
     /** Version of the cold Keycloak fallback; default: the keycloak recipe's newest release. */
     coldKeycloakVersion: z.string().default(""),
@@ -199,8 +214,28 @@ export const runConfigSchema = z
     /** How long a quick run waits for the canonical's lease before it falls back to the cold lane. */
     leaseTimeoutSeconds: z.coerce.number().int().min(0).max(86_400).default(600),
   })
-  .strict();
+  .strict()
+  .superRefine((config, context) => {
+    if (config.sso === "warm-keycloak" && config.keycloakDomain === undefined) {
+      context.addIssue({ code: "custom", path: ["keycloakDomain"], message: "is required when warmstack:sso is warm-keycloak" });
+    }
+  });
 export type RunConfig = z.infer<typeof runConfigSchema>;
+
+/**
+ * A recipe's git remote: an http(s), ssh or git URL, or an absolute path. Credentials never sit in
+ * it (they would reach argv, logs and results): they come from git's credential helper or
+ * WARMSTACK_GIT_CREDENTIALS_FILE.
+ */
+export const recipeSourceSchema = z
+  .string()
+  .refine((value) => /^(https?|ssh|git):\/\/[^\s]+$/.test(value) || /^\/[^\s]*$/.test(value), "must be an http(s), ssh or git URL, or an absolute path")
+  .refine((value) => !/^[a-z]+:\/\/[^/@]*:[^/@]*@/.test(value), "must not carry a password: git's credential helper or WARMSTACK_GIT_CREDENTIALS_FILE gives it");
+
+/** Co-op Cloud's own remote of a recipe, the default source. */
+export function coopCloudSource(recipe: string): string {
+  return `https://git.coopcloud.tech/coop-cloud/${recipe}.git`;
+}
 
 /**
  * The recipe catalogue: what the runner needs to test each recipe. An operator adds a recipe by
@@ -208,6 +243,8 @@ export type RunConfig = z.infer<typeof runConfigSchema>;
  */
 const catalogueEntrySchema = z
   .object({
+    /** The recipe's git remote: PR heads and new release tags are fetched from it. Default: Co-op Cloud's. */
+    source: recipeSourceSchema.optional(),
     test: z
       .object({
         /** Program and arguments, run without a shell; a relative program path is the catalogue directory's. */
@@ -226,17 +263,29 @@ const catalogueEntrySchema = z
   .strict();
 export type CatalogueEntry = z.infer<typeof catalogueEntrySchema>;
 
+/** Keys are checked here rather than by z.record's key schema, whose error says only "Invalid key". */
+function recipeKeyed<S extends z.ZodType>(value: S) {
+  return z.record(z.string(), value).superRefine((recipes, context) => {
+    for (const recipe of Object.keys(recipes)) {
+      const checked = recipeNameSchema.safeParse(recipe);
+      if (!checked.success) context.addIssue({ code: "custom", path: [recipe], message: checked.error.issues[0]?.message ?? "is not a valid recipe name" });
+    }
+  });
+}
+
 export const catalogueSchema = z
   .object({
-    recipes: z.record(z.string(), catalogueEntrySchema).superRefine((recipes, context) => {
-      for (const recipe of Object.keys(recipes)) {
-        const checked = recipeNameSchema.safeParse(recipe);
-        if (!checked.success) context.addIssue({ code: "custom", path: [recipe], message: checked.error.issues[0]?.message ?? "is not a valid recipe name" });
-      }
-    }),
+    recipes: recipeKeyed(catalogueEntrySchema),
+    /** Where recipes deployed here but not tested (the warm apps') come from. Default: Co-op Cloud's remotes. */
+    sources: recipeKeyed(recipeSourceSchema).default({}),
   })
   .strict();
 export type Catalogue = z.infer<typeof catalogueSchema>;
+
+/** The remote the catalogue names for a recipe (its entry's, else its sources'), if it names one. */
+export function catalogueSourceOf(catalogue: Catalogue, recipe: string): string | undefined {
+  return catalogue.recipes[recipe]?.source ?? catalogue.sources[recipe];
+}
 
 export class ConfigError extends Error {
   constructor(message: string) {

@@ -1,4 +1,4 @@
-// The upgrade safety gate (DESIGN.md, invariant 4): given what runs now and what the recipe has
+// The upgrade safety gate (docs/design.md, invariant 4): given what runs now and what the recipe has
 // released, pick the newest version that can be applied without a human, and say precisely what holds
 // the rest back. Pure: the live version, tags, release notes and samples are read by the caller, so
 // the decision is the same in `pulumi preview`, in `up` and in tests.
@@ -10,7 +10,10 @@ export type HoldReason = "recipe-major" | "upstream-major" | "manual-steps" | "n
 
 export interface Hold {
   app: string;
-  /** The version running now. */
+  /**
+   * The version the app is held at: what it runs once this up has applied the safe part (the gate's
+   * target), which may be newer than what runs now.
+   */
   from: string;
   /** The newest released version: what the app would run if nothing held it back. */
   to: string;
@@ -67,74 +70,317 @@ export class GateError extends Error {
   }
 }
 
-// Phrases in release notes that mean "a human must do something around this upgrade". Matching is
-// case-insensitive and may span a line break (notes are often hard-wrapped). A false positive costs a
-// held upgrade and an alert; a false negative can cost data, so the table leans towards matching —
-// "No manual steps needed" matches too, on purpose. "Broken"/"breaks" alone do not match: the fixture
-// notes of deliberately broken versions say "Broken on purpose", which is for the rollback tests, not
-// for the gate.
+// Release notes that mean "a human must do something around this upgrade": a manual step named as
+// such, or a note shaped like an instruction to the operator (an imperative on the app's secrets,
+// volumes, config or data, a command to run, a step before or after deploying). A false hold costs an
+// alert; a missed one can cost data: the table leans towards matching, and only a note that says the
+// step is not needed ("No manual steps needed", "you don't need to run …") is let through.
 //
-//   phrase                          | example                                              | why
-//   --------------------------------|------------------------------------------------------|-----------------------------------
-//   manual migration(s)             | "Manual migration required: run ..."                 | data must be moved by hand
-//   manual step(s)                  | "Manual steps required: re-import the themes"        | the generic Co-op Cloud wording
-//   manual intervention             | "This release requires manual intervention"          | same, other wording
-//   manually                        | "move your config manually"                          | any hand-done action
-//   require(s) (a) manual           | "requires a manual restart"                          | "manual" + a noun not listed above
-//   breaking change(s)              | "Breaking change."                                   | the maintainer's own warning
-//   before upgrading                | "Back up the database before upgrading"              | a step must precede the deploy
-//   after upgrading(,) run          | "After upgrading, run the reindex"                   | a step must follow the deploy
-//   run `... migrat…`               | "run `abra app cmd <domain> app migrate`"            | a migration command to run
-//   abra app cmd                    | "abra app cmd example.com app upgrade"               | recipe commands are run by hand
-//   need(s) (a) human               | "this needs a human"                                 | explicit
-//   data migration(s)               | "Includes a data migration"                          | data changes shape
-export const MANUAL_STEP_PATTERNS: readonly { pattern: RegExp; label: string }[] = [
-  { pattern: /\bmanual\s+migrations?\b/i, label: "manual migration" },
-  { pattern: /\bmanual\s+steps?\b/i, label: "manual steps" },
-  { pattern: /\bmanual\s+intervention\b/i, label: "manual intervention" },
-  { pattern: /\bmanually\b/i, label: "manually" },
-  { pattern: /\brequires?\s+(?:a\s+)?manual\b/i, label: "requires manual" },
-  { pattern: /\bbreaking\s+changes?\b/i, label: "breaking change" },
-  { pattern: /\bbefore\s+upgrading\b/i, label: "before upgrading" },
-  { pattern: /\bafter\s+upgrading,?\s+run\b/i, label: "after upgrading, run" },
+// Notes are matched line by line after the markdown is taken off (list markers, headings, quotes,
+// emphasis), over the whole text so that a phrase hard-wrapped onto the next line is still found. A
+// line inside a fenced block, or indented as code after a blank line, is a code line: a command on it
+// holds like a command in backticks. What is deliberately not matched:
+// - "Broken"/"breaks" alone: the fixtures' deliberately broken versions say "Broken on purpose", which
+//   is for the rollback tests, not for the gate.
+// - Changelog lines, which describe what the maintainers did ("Bumped …", "Migrated CI to Drone",
+//   "Update README"): an imperative verb holds only with an object that is the operator's (a secret, a
+//   volume, the config or env, the database, data, "your …"), and "run" only with something to run.
+// - `abra app deploy` and `abra app upgrade`: that is the upgrade itself, which the gate decides on.
+// - "… which must be set" about a new env key: whether the app's env sets it is exactly what the
+//   new-required-key check decides, and it knows the answer.
+//
+// Negation: a match is set aside when its own clause (the text between punctuation, a dash, or "but",
+// "unless", "so", … on the same line) says the step is not needed: "no" just before the phrase ("No
+// manual steps needed", "No breaking changes"), "no need", "not/never/no longer … need/require/have
+// to", "nothing to do", "without manual …", "removes the need", or after the phrase "… is not
+// required" and "Manual steps: none". Plain "don't", "do not", "never" do not negate: "Don't forget to
+// run …", "Do not deploy before backing up" are instructions. A negation never reaches past its clause
+// or its line: "No manual steps needed, but run `…` after deploying" holds on the `…`.
+
+/** One row of the table: a kind of note that calls for a human, with the line that shows it. */
+export interface ManualStepRow {
+  /** Names the row in a hold's detail and in the documentation. */
+  label: string;
+  /** Case-insensitive, never global; run over the cleaned text of the notes. */
+  pattern: RegExp;
+  /** A note line this row holds (tested, and shown in docs/operating.md). */
+  example: string;
+  why: string;
+  /** A match does not hold when its clause matches this (a changelog line telling of a past bug). */
+  unless?: RegExp;
+}
+
+// Marks a code line in the cleaned text: invisible to the prose rows, which allow it at a line start.
+const CODE_LINE = "\u2063";
+// Where an imperative can begin: a line start, or after punctuation, a dash or an opening parenthesis,
+// optionally behind "and", "then", "please", "first", …
+const START = String.raw`(?:(?<=^${CODE_LINE}?)|(?<=[.!?;:,][ \t]{1,4})|(?<=[ \t][-–—][ \t]{1,4})|(?<=\([ \t]{0,4})|(?<=\b(?:and|then)[ \t]{1,4}))(?:(?:please|also|now|first|then|finally|next|just|simply|and|so)[ \t]+){0,3}`;
+// A word of a clause, for "a verb, then its object within three words" (never across punctuation).
+const WORD = String.raw`\.?[\w'’\x60/<>-]+(?:[.=:][\w'’\x60/<>-]+)*`;
+const WITHIN_3 = String.raw`[ \t]+(?:${WORD}[ \t]+){0,3}?`;
+// Things that are the operator's to look after: an instruction about them is a manual step.
+const OPERATOR_OBJECT = String.raw`(?:your\b|secrets?\b|volumes?\b|config(?:s|uration|urations)?\b|\.env\b|env(?:ironment)?(?:[ \t]+(?:files?|var(?:iable)?s?))?\b|variables?\b|databases?\b|db\b|data\b|backups?\b|migrations?\b|scripts?\b|passwords?\b|tokens?\b|certificates?\b|certs?\b|keys\b|(?:secret|api|private|signing|encryption|access)[ \t]+keys?\b|permissions\b|ownership\b|dumps?\b|directory\b|directories\b)`;
+// Verbs that are a manual step whatever follows them.
+const STEP_VERB = String.raw`(?:back[ \t-]up|undeploy|re-?deploy|re-?index|re-?generate|rotate|re-?insert)`;
+// Verbs that are a manual step when their object is the operator's.
+const OBJECT_VERB = String.raw`(?:migrate|delete|remove|move|rename|set|add|update|change|edit|insert|generate|create|re-?create|copy|restore|reset|re-?import|import|export|drop|purge|wipe|apply|configure|replace|dump|convert|clear|adjust|modify|enable|disable|switch|uncomment|comment[ \t]+out|prune|upgrade|take|make|backup|fix|check|verify|review|stop)`;
+// Commands no prose sentence starts with. `abra app deploy`/`upgrade` are the upgrade itself; a path
+// is a command when it is relative (`./x`), a script (`scripts/migrate.sh`) or a program (`bin/console`),
+// not a URL path (`/health`). Repetitions are bounded, so a long token cannot make a match slow.
+const COMMAND = String.raw`(?:abra[ \t]+(?!app[ \t]+(?:deploy|upgrade)\b)[a-z]|docker(?:-compose)?[ \t]+(?:exec|run|volume|service|stack|container|cp|secret|config|compose|system|rm|kill|stop|swarm)\b|kubectl[ \t]+[a-z]|(?:pg_dump|pg_dumpall|pg_restore|pg_upgrade|mysqldump|mariadb-dump|mongodump|mongorestore)\b|(?:php[ \t]+)?artisan[ \t]+[\w:-]|occ[ \t]+[\w:-]|(?:bundle[ \t]+exec[ \t]+)?(?:rails|rake)[ \t]+db:|(?:python3?[ \t]+)?manage\.py[ \t]+\w|(?:\.{1,2}|~)\/[\w.-]|\/?(?:[\w.-]{1,100}\/){1,10}(?:[\w.-]{1,100}\.sh\b|(?<=\bs?bin\/)[\w.-]))`;
+// Programs that are a command only in code (a backtick span or a code line) and with an argument:
+// in prose "MySQL 8" or "Bash completion" is no instruction.
+const CODE_COMMAND = String.raw`(?:${COMMAND}|(?:psql|mysql|mariadb|mongosh|mongo|redis-cli|sqlite3|bash|sh|cp|mv|rm|chown|chmod|mkdir|rsync|tar|curl|wget|git|npm|npx|yarn|pnpm|php|python3?|node|systemctl|kc\.sh|docker(?:-compose)?|su|openssl)[ \t]+[^ \t\x60])`;
+const PROMPT = String.raw`(?:[$#][ \t]+)?(?:sudo[ \t]+)?`;
+// A changelog line telling of a past bug ("Fixed a crash after upgrading") is not a step.
+const CHANGELOG_CLAUSE = /^\W*(?:fixed|fixes|resolved|resolves|prevented|prevents|avoided|avoids|corrected|corrects|addressed|addresses|handled|handles)\b/i;
+
+const row = (label: string, source: string, example: string, why: string, unless?: RegExp): ManualStepRow => ({
+  label,
+  pattern: new RegExp(source, "im"),
+  example,
+  why,
+  ...(unless ? { unless } : {}),
+});
+
+export const MANUAL_STEP_PATTERNS: readonly ManualStepRow[] = [
+  row("manual migration", String.raw`\bmanual\s+migrations?\b`, "Manual migration required: run it by hand.", "data must be moved by hand"),
+  row("manual steps", String.raw`\bmanual\s+steps?\b`, "Manual steps required: re-import the themes.", "the generic Co-op Cloud wording"),
+  row("manual intervention", String.raw`\bmanual\s+intervention\b`, "This release requires manual intervention.", "same, other wording"),
+  row("manually", String.raw`\b(?:manually|by\s+hand)\b`, "Move your config manually.", "any hand-done action"),
+  row("requires manual", String.raw`\brequires?\s+(?:a\s+)?manual\b`, "Requires a manual restart of the workers.", `"manual" and a noun not listed above`),
+  row("breaking change", String.raw`\bbreaking\s+changes?\b`, "Breaking change.", "the maintainer's own warning"),
+  row("needs a human", String.raw`\bneeds?\s+(?:a\s+)?human\b`, "This needs a human.", "the maintainer says so in as many words"),
+  row("data migration", String.raw`\bdata\s+migrations?\b`, "Includes a data migration.", "data changes shape"),
+  row(
+    "before/after deploying",
+    // "once" only right before its verb: "run it once" ends many a sentence.
+    String.raw`\b(?:before|after|prior\s+to)\s+(?:you(?:['’]ve|\s+have)?\s+)?(?:(?:re-?)?deploy(?:ing|ed|ment)?|upgrad(?:e|ing|ed)|updat(?:e|ing|ed)|the\s+(?:upgrade|update|(?:re-?)?deploy(?:ment)?)|this\s+(?:upgrade|update|release|version))\b|\bonce[ \t]+(?:you(?:['’]ve|[ \t]+have)?[ \t]+)?(?:(?:re-?)?deploy(?:ed)?|upgraded?|updated?)\b`,
+    "Before deploying, back up the database.",
+    "a step goes with the deploy; one due before it cannot be made up afterwards",
+    CHANGELOG_CLAUSE,
+  ),
+  row(
+    "command in backticks or a code block",
+    String.raw`\x60[ \t]*${PROMPT}${CODE_COMMAND}[^\x60\n]{0,200}\x60|^${CODE_LINE}[ \t]*${PROMPT}${CODE_COMMAND}`,
+    "`abra app secret generate example.com db_password v2`",
+    "a command shown in a note is there to be run",
+  ),
+  row(
+    "command at a line start",
+    String.raw`${START}${PROMPT}${COMMAND}`,
+    "abra app volume rm example.com",
+    "a bare command is a step even without backticks",
+  ),
   // Bounded and single-line, so a long note without a closing backtick cannot make the match slow.
-  { pattern: /\brun\s+`[^`\n]{0,200}\bmigrat[^`\n]{0,200}`/i, label: "run a migrate command" },
-  { pattern: /\babra\s+app\s+cmd\b/i, label: "abra app cmd" },
-  { pattern: /\bneeds?\s+(?:a\s+)?human\b/i, label: "needs a human" },
-  { pattern: /\bdata\s+migrations?\b/i, label: "data migration" },
+  row("run a migrate command", String.raw`\brun\s+\x60[^\x60\n]{0,200}\bmigrat[^\x60\n]{0,200}\x60`, "run `flask db upgrade && flask migrate`", "a migration command to run"),
+  row("abra app cmd", String.raw`\babra\s+app\s+cmd\b`, "Use abra app cmd to reindex.", "recipe commands are run by hand"),
+  row(
+    "run something",
+    String.raw`${START}(?:run|re-?run|execute|exec)${WITHIN_3}(?:migrations?\b|migrate\b|scripts?\b|commands?\b|following\b|below\b|re-?index\b|backups?\b|this\b|these\b|(?:abra|occ|artisan|rails|rake|psql|pg_dump|mysqldump)\b|[\w.-]+\.sh\b)`,
+    "Execute the upgrade script.",
+    "an instruction to run something, with or without backticks",
+  ),
+  row("step verb", String.raw`${START}${STEP_VERB}\b`, "Regenerate the secrets.", "backing up, redeploying or regenerating is always the operator's"),
+  row(
+    "instruction on the operator's things",
+    String.raw`${START}${OBJECT_VERB}${WITHIN_3}${OPERATOR_OBJECT}`,
+    "Rename the secret `smtp_pass` to `smtp_password`.",
+    "an imperative on a secret, volume, config, env, database or data (\"Update README\" is not one)",
+  ),
+  row(
+    "please do",
+    String.raw`\bplease[ \t]+(?:${STEP_VERB}|${OBJECT_VERB}|run|re-?run|execute|follow|do|ensure|remember|back)\b`,
+    "Please run the following once:",
+    `a polite imperative is still one ("Please note" is not)`,
+  ),
+  row(
+    "you need to",
+    String.raw`\b(?:you(?:['’]ll)?|operators?|admins?|administrators?)[ \t]+(?:(?:will|may|might|also|now|first|then|still|probably|definitely)[ \t]+){0,3}(?:need|must|have[ \t]+to|are[ \t]+required[ \t]+to|should[ \t]+(?:(?:now|first|also)[ \t]+)?(?:${STEP_VERB}|${OBJECT_VERB}|run|execute))\b|\bit[ \t]+is[ \t]+(?:(?:now|therefore|highly|strongly)[ \t]+)?(?:necessary|required|mandatory|important|essential|recommended|advised|advisable)[ \t]+to\b|\brequires?[ \t]+you[ \t]+to\b|\brecommend(?:ed)?[ \t]+(?:to|that|you|taking|making|backing|running|doing|upgrading|creating)\b`,
+    "You need to re-insert the SMTP password.",
+    "an obligation addressed to the operator",
+  ),
+  row(
+    "make sure",
+    String.raw`\b(?:make[ \t]+sure|be[ \t]+sure[ \t]+to|remember[ \t]+to|(?:do[ \t]+not|don['’]?t)[ \t]+forget|ensure[ \t]+(?:that[ \t]+)?(?:you|your))\b`,
+    "Make sure to back up your volumes.",
+    "a reminder is an instruction",
+  ),
+  row(
+    "must be done",
+    String.raw`\b(?:must|needs?[ \t]+to|has[ \t]+to|have[ \t]+to|should)[ \t]+(?:(?:now|first|then|also)[ \t]+)?be[ \t]+(?:re-?generated|rotated|re-?inserted|re-?created|re-?imported|re-?indexed|re-?deployed|re-?run|reset|migrated|moved|renamed|removed|deleted|backed[ \t]+up|updated|changed|generated|inserted|run|executed|applied|converted|dumped|restored|imported|exported|copied|edited|adjusted|replaced|purged|wiped|dropped|cleared)\b`,
+    "The `db_password` secret must be regenerated.",
+    `an instruction in the passive ("which must be set" about a new key is the new-required-key check's)`,
+  ),
+  row(
+    "requires a migration or backup",
+    String.raw`\b(?:requires?|required|needs?|needed)[ \t]+(?:(?:a|an|some)[ \t]+)?(?:(?:full|database|db|data|fresh|schema|one-time|one-off)[ \t]+)?(?:migration|backup|dump|restore|re-?index|re-?import|intervention|action)s?\b`,
+    "This release requires a database migration.",
+    "the step is named as a requirement",
+  ),
+  row(
+    "action required",
+    String.raw`\b(?:actions?|steps?|intervention|migrations?|backups?|dumps?|restores?|re-?index(?:ing)?|re-?imports?)[ \t]+(?:is[ \t]+|are[ \t]+)?(?:required|needed|necessary)\b|\brequired[ \t]+(?:action|steps?)\b`,
+    "Action required before the next deploy.",
+    "the usual headline of an upgrade step",
+  ),
+  row("upgrade guide", String.raw`\b(?:upgrade|upgrading|migration)\s+(?:guide|instructions|notes|procedure|steps)\b`, "Follow the upgrade guide in the README.", "the steps are written elsewhere"),
+  row("upgrade script", String.raw`\b(?:upgrade|upgrading|migration|migrate)[ \t-]+scripts?\b`, "A migration script is included.", "a script is there to be run"),
+  row("back up", String.raw`\bback(?:ing)?[ \t-]+up\b`, "Do not deploy without backing up first.", "a backup is always the operator's step"),
+  row(
+    "if you use",
+    String.raw`\b(?:if|unless|in[ \t]+case)[ \t]+you(?:['’]re)?[ \t]+(?:(?:are|were|have|had|still)[ \t]+)?(?:use|used|using|rely|relied|relying|enabled|customi[sz]ed|configured|changed|modified|set|depend|depended|upgrade|upgrading|deployed)\b`,
+    "If you use the S3 storage, switch to the new bucket layout.",
+    "a step for some setups only; the gate cannot tell whether this app is one",
+  ),
+  row(
+    "warning",
+    String.raw`^${CODE_LINE}?(?:\u26A0\uFE0F?|(?:warning|important|caution|danger|attention|breaking|heads[ \t-]up)[ \t]*[:!])`,
+    "WARNING: this release renames the data volume.",
+    "a note that opens with a warning is rarely without a step",
+  ),
+  row(
+    "irreversible",
+    String.raw`\b(?:data[ \t]+loss|(?:lose|losing)[ \t]+(?:(?:your|all|any|the)[ \t]+)?data|irreversible|cannot[ \t]+be[ \t]+undone|(?:cannot|can['’]t|can[ \t]+not)[ \t]+(?:be[ \t]+)?(?:roll(?:ed)?[ \t]*back|downgrad(?:e|ed))|no[ \t]+(?:way[ \t]+)?(?:back|roll[ \t]*back|downgrade)\b|not[ \t]+backwards?[ \t-]compatible|backwards?[ \t-]incompatible)`,
+    "This upgrade cannot be rolled back.",
+    "a rollback would not save the data: it needs a backup first",
+  ),
 ];
 
-/** The trimmed lines of `notes` that call for manual steps, in order, each once. */
-export function manualStepLines(notes: string): string[] {
-  const lines = notes.split(/\r\n|\r|\n/).map((l) => l.trim());
+// Where a clause ends: a negation covers only its own clause.
+const CLAUSE_BOUNDARY = /[.!?;:,](?=\s|$)|[ \t][-–—][ \t]|[()]|\b(?:but|however|except|unless|though|although|so|then|otherwise|instead|yet)\b/gi;
+// "No manual steps", "no breaking changes": "no" at most two words before the phrase.
+const NO_BEFORE = /\bno\s+(?:[\w'’-]+\s+){0,2}$/i;
+// Said before the phrase (or running into it: "does not require a manual restart").
+const NOT_NEEDED = [
+  /(?:\bnot|n['’]t|\bnever|\bno\s+longer)\s+(?:[\w'’-]+\s+){0,2}?(?:need|needs|needed|require|requires|required|necessary|have\s+to|has\s+to)\b/i,
+  /\bno\s+need\b/i,
+  /\bnothing\s+(?:else\s+)?(?:to\s+(?:do|run|change|migrate)|(?:needs|has)\s+to|is\s+(?:required|needed|necessary)|required|needed)\b/i,
+  /\bunnecessary\b/i,
+  /\bwithout\s+(?:any\s+)?(?:need|manual|human|operator|action|intervention)\b/i,
+  /\b(?:removes?|removed|eliminates?|eliminated|avoids?|avoided)\s+the\s+need\b/i,
+];
+// Said after the phrase, in the same clause: "… by hand is no longer needed".
+const NOT_NEEDED_AFTER = /^.*?(?:(?:\bnot|n['’]t|\bno\s+longer)\s+(?:[\w'’-]+\s+)?(?:required|needed|necessary)\b|\bunnecessary\b)/i;
+// "Manual steps: none."
+const NONE_AFTER = /^[^.!?;,]*?:\s*(?:none|nothing|no|n\/a)\s*(?:[.!?;,]|$)/i;
+
+// The clause around line[start, end): from the boundary before start to the boundary after end.
+function clauseAround(line: string, start: number, end: number): { from: number; to: number } {
+  let from = 0;
+  let to = line.length;
+  for (const b of line.matchAll(CLAUSE_BOUNDARY)) {
+    if (b.index + b[0].length <= start) from = b.index + b[0].length;
+    else if (b.index >= end) {
+      to = b.index;
+      break;
+    }
+  }
+  return { from, to };
+}
+
+function negated(line: string, start: number, end: number, clause: { from: number; to: number }): boolean {
+  const before = line.slice(clause.from, start);
+  if (NO_BEFORE.test(before.slice(-80))) return true;
+  const upToEnd = line.slice(clause.from, end);
+  if (NOT_NEEDED.some((cue) => (cue.exec(upToEnd)?.index ?? Infinity) < before.length)) return true;
+  return NOT_NEEDED_AFTER.test(line.slice(end, clause.to)) || NONE_AFTER.test(line.slice(end));
+}
+
+// Markdown off, whitespace collapsed; code spans are kept as they are (`APP_ENV` keeps its "_").
+function cleanProse(line: string): string {
+  return line
+    .trim()
+    .replace(/^(?:>[ \t]*)+/, "")
+    .replace(/^#{1,6}[ \t]+/, "")
+    .replace(/^(?:[-*+•]|\d{1,3}[.)])[ \t]+/, "")
+    .replace(/^\[[ xX]\][ \t]+/, "")
+    .replace(/(`[^`]*`)|\*\*|__|~~/g, (_, code: string | undefined) => code ?? "")
+    .replace(/(`[^`]*`)|(^|[\s(])[*_]+(?=\S)|(?<=\S)[*_]+(?=[\s).,;:!?`]|$)/g, (_, code: string | undefined, before: string | undefined) => code ?? before ?? "")
+    .replace(/[ \t]+/g, " ");
+}
+
+const FENCE = /^[ \t]*(?:```|~~~)/;
+
+// Fenced lines, and lines indented by four spaces or a tab after a blank line or another code line.
+function cleanLines(raw: readonly string[]): string[] {
+  const cleaned: string[] = [];
+  let fenced = false;
+  let previousBlankOrCode = true;
+  for (const line of raw) {
+    if (FENCE.test(line)) {
+      fenced = !fenced;
+      cleaned.push("");
+      previousBlankOrCode = true;
+      continue;
+    }
+    const code: boolean = fenced || (previousBlankOrCode && /^(?: {4}|\t)/.test(line) && line.trim() !== "");
+    cleaned.push(code ? `${CODE_LINE}${line.trim()}` : cleanProse(line));
+    previousBlankOrCode = code || line.trim() === "";
+  }
+  return cleaned;
+}
+
+export interface ManualSteps {
+  /** The trimmed note lines that call for manual steps, in order, each once. */
+  lines: string[];
+  /** The labels of the table rows that matched, in table order. */
+  rows: string[];
+}
+
+export function manualSteps(notes: string): ManualSteps {
+  const raw = notes.split(/\r\n|\r|\n/);
+  const cleaned = cleanLines(raw);
   // Matching runs over the whole text so that a phrase wrapped onto the next line is still found;
   // every line a match touches is reported.
-  const text = lines.join("\n");
+  const text = cleaned.join("\n");
   const starts: number[] = [];
   let offset = 0;
-  for (const l of lines) {
+  for (const l of cleaned) {
     starts.push(offset);
     offset += l.length + 1;
   }
   const lineAt = (index: number): number => {
-    let i = 0;
-    while (i + 1 < starts.length && starts[i + 1] <= index) i++;
-    return i;
+    let lo = 0;
+    let hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (starts[mid] <= index) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
   };
   const hit = new Set<number>();
-  for (const { pattern } of MANUAL_STEP_PATTERNS) {
+  const rows: string[] = [];
+  for (const { pattern, label, unless } of MANUAL_STEP_PATTERNS) {
     // A private global copy: the exported patterns stay stateless (no lastIndex surprises for callers).
-    const global = new RegExp(pattern.source, pattern.flags.includes("g") ? pattern.flags : `${pattern.flags}g`);
+    const global = new RegExp(pattern.source, `${pattern.flags}g`);
+    let matched = false;
     for (const m of text.matchAll(global)) {
       const first = lineAt(m.index);
       const last = lineAt(m.index + Math.max(m[0].length - 1, 0));
+      const line = cleaned[first];
+      const start = m.index - starts[first];
+      const end = first === last ? start + m[0].length : line.length;
+      const clause = clauseAround(line, start, end);
+      if (negated(line, start, end, clause)) continue;
+      if (unless?.test(line.slice(clause.from, clause.to))) continue;
+      matched = true;
       for (let i = first; i <= last; i++) hit.add(i);
     }
+    if (matched) rows.push(label);
   }
-  return [...hit]
+  const lines = [...hit]
     .sort((a, b) => a - b)
-    .map((i) => lines[i])
-    .filter((l) => l !== "");
+    .filter((i) => cleaned[i].replace(CODE_LINE, "").trim() !== "")
+    .map((i) => raw[i].trim());
+  // A line repeated in the notes is the same evidence: quoted once.
+  return { lines: [...new Set(lines)], rows };
+}
+
+/** The trimmed lines of `notes` that call for manual steps, in order, each once. */
+export function manualStepLines(notes: string): string[] {
+  return manualSteps(notes).lines;
 }
 
 /**
@@ -215,9 +461,13 @@ function assess(input: GateInput, current: RecipeVersion, v: RecipeVersion, warn
   if (notes === undefined) {
     warnings.push(`${app}: ${v.raw} has no release notes; nothing to check for manual steps`);
   } else {
-    const lines = manualStepLines(notes);
-    if (lines.length > 0) {
-      return { reason: "manual-steps", detail: `the release notes of ${v.raw} call for manual steps`, lines };
+    const steps = manualSteps(notes);
+    if (steps.lines.length > 0) {
+      return {
+        reason: "manual-steps",
+        detail: `the release notes of ${v.raw} call for manual steps (matched: ${steps.rows.join("; ")})`,
+        lines: steps.lines,
+      };
     }
   }
   const sample = lookup(input.envSamples, v.raw);
@@ -322,7 +572,8 @@ export function decide(input: GateInput): GateDecision {
     current: current.raw,
     target: target.raw,
     action: target.raw === current.raw ? "stay" : "upgrade",
-    holds,
+    // Held at what it will run: after 1.0.0 → 1.1.0, a risky 2.0.0 is held at 1.1.0.
+    holds: holds.map((hold) => ({ ...hold, from: target.raw })),
     warnings,
   };
 }

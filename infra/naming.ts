@@ -44,7 +44,7 @@ const RECIPE_MAX = 32;
 const RECIPE_PATTERN = new RegExp(`^${RECIPE_SOURCE}$`);
 const LABEL_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const DOMAIN_MAX = 253;
-const HEX6_PATTERN = /^[0-9a-f]{6}$/;
+const RUN_ID_PATTERN = /^[0-9a-f]{6}$/;
 const RUN_STACK_PATTERN = new RegExp(`^run-(${RECIPE_SOURCE})-([0-9a-f]{6})$`);
 const RUN_REALM_PATTERN = new RegExp(`^(${RECIPE_SOURCE})-[0-9a-f]{6}$`);
 // Swarm stack names as Co-op Cloud derives them from domains (dots become underscores).
@@ -84,8 +84,16 @@ const serverNameRule: Rule = {
     "is not a valid server name (a lowercase DNS label such as `default`, or a lowercase domain, no trailing dot)",
 };
 
-const hex6Rule: Rule = {
-  test: (v) => HEX6_PATTERN.test(v),
+// A swarm node's hostname as `docker node ls` shows it; it reaches placement constraints and argv.
+const NODE_NAME_PATTERN = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+const nodeNameRule: Rule = {
+  test: (v) => v.length <= DOMAIN_MAX && NODE_NAME_PATTERN.test(v),
+  problem: "is not a swarm node hostname (letters, digits, inner hyphens and dots, at most 253 chars)",
+};
+
+const runIdRule: Rule = {
+  test: (v) => RUN_ID_PATTERN.test(v),
   problem: "is not a run id (exactly 6 lowercase hex digits)",
 };
 
@@ -117,7 +125,8 @@ const volumeRule: Rule = {
 export const recipeNameSchema = schemaOf(recipeRule);
 export const domainSchema = schemaOf(domainRule);
 export const serverNameSchema = schemaOf(serverNameRule);
-export const hex6Schema = schemaOf(hex6Rule);
+export const runIdSchema = schemaOf(runIdRule);
+export const nodeNameSchema = schemaOf(nodeNameRule);
 export const runStackNameSchema = schemaOf(runStackRule);
 
 export function assertRecipeName(value: unknown, field = "recipe"): string {
@@ -132,25 +141,29 @@ export function assertServerName(value: unknown, field = "server"): string {
   return check(serverNameRule, value, field);
 }
 
-export function assertHex6(value: unknown, field = "hex"): string {
-  return check(hex6Rule, value, field);
+export function assertNodeName(value: unknown, field = "node"): string {
+  return check(nodeNameRule, value, field);
+}
+
+export function assertRunId(value: unknown, field = "runId"): string {
+  return check(runIdRule, value, field);
 }
 
 export function assertStackName(value: unknown, field = "stack"): string {
   return check(stackRule, value, field);
 }
 
-export function runStackName(recipe: string, hex: string): string {
-  return `run-${assertRecipeName(recipe)}-${assertHex6(hex)}`;
+export function runStackName(recipe: string, runId: string): string {
+  return `run-${assertRecipeName(recipe)}-${assertRunId(runId)}`;
 }
 
 /** Null for anything that is not a run stack, so the reaper can never mistake `warm` for one. */
-export function parseRunStackName(name: string): { recipe: string; hex: string } | null {
+export function parseRunStackName(name: string): { recipe: string; runId: string } | null {
   if (typeof name !== "string") return null;
   // The recipe may itself contain hyphens and hex-like parts: the run id is always the last 6 chars.
   const m = RUN_STACK_PATTERN.exec(name);
   if (m === null || m[1].length > RECIPE_MAX) return null;
-  return { recipe: m[1], hex: m[2] };
+  return { recipe: m[1], runId: m[2] };
 }
 
 /** Co-op Cloud's stack name for an app: its domain with `.` → `_`. */
@@ -166,19 +179,19 @@ export function stackNameForDomain(domain: string): string {
   return stack;
 }
 
-/** Per-run domain `<recipe[:4]>-<hex>.<base>`, short so derived Swarm names stay under their cap. */
-export function runDomain(recipe: string, hex: string, baseDomain: string): string {
-  // A recipe like `ab-cd` would give `ab-` and so `ab--<hex>`; drop the dangling hyphen.
+/** Per-run domain `<recipe[:4]>-<runId>.<base>`, short so derived Swarm names stay under their cap. */
+export function runDomain(recipe: string, runId: string, baseDomain: string): string {
+  // A recipe like `ab-cd` would give `ab-` and so `ab--<runId>`; drop the dangling hyphen.
   const prefix = assertRecipeName(recipe).slice(0, 4).replace(/-+$/, "");
-  return assertDomain(`${prefix}-${assertHex6(hex)}.${assertDomain(baseDomain, "baseDomain")}`);
+  return assertDomain(`${prefix}-${assertRunId(runId)}.${assertDomain(baseDomain, "baseDomain")}`);
 }
 
 export function canonicalDomain(recipe: string, baseDomain: string): string {
   return assertDomain(`warm-${assertRecipeName(recipe)}.${assertDomain(baseDomain, "baseDomain")}`);
 }
 
-export function runRealmName(recipe: string, hex: string): string {
-  return `${assertRecipeName(recipe)}-${assertHex6(hex)}`;
+export function runRealmName(recipe: string, runId: string): string {
+  return `${assertRecipeName(recipe)}-${assertRunId(runId)}`;
 }
 
 /**
@@ -224,6 +237,12 @@ export function volumeName(stack: string, volume: string): string {
  */
 export const WARM_OWNER_KEY = "WARMSTACK_OWNER";
 export const WARM_OWNER_MARK = "warmstack/warm";
+
+/**
+ * The env key naming the swarm node (hostname) an app with data is pinned to: named volumes are
+ * node-local, so every deploy of it is placed there, and its volumes and snapshots are handled there.
+ */
+export const PINNED_NODE_KEY = "WARMSTACK_NODE";
 
 /**
  * The holder a canonical's lease names while the warm stack changes that canonical (promote,

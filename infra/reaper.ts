@@ -18,7 +18,7 @@ export interface RunRegistration {
 export interface ReapFacts {
   /** Every stack name in the backend; names that are not run stacks (e.g. `warm`) are kept. */
   stacks: readonly string[];
-  /** Each registration with the caller's verdict on its process (isRegistrationLive). */
+  /** Each registration with the coordination backend's verdict on its holder (by pid on this host, else by heartbeat). */
   registrations: readonly { registration: RunRegistration; live: boolean }[];
   realms: readonly { realm: string; attributes: Record<string, string> }[];
   /** Apps whose env file carries a run owner (RUN_OWNER_KEY); other apps are never run apps. */

@@ -1,14 +1,14 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { AppRef, Deployer, HealthSpec } from "./adapters/deployer";
 import { createDeployer, DeployerSettings } from "./adapters/deployers";
-import { readLease, recordLeasedVolumes, releaseLease, waitForLease } from "./adapters/leases";
+import { coordinationAt, waitForLease } from "./adapters/coordination";
 import { isCommitRef, releasedVersions } from "./adapters/recipes";
 import { recordRunProgress } from "./adapters/run-progress";
 import { removeFinishedHelpers, restoreSnapshot, snapshotInfo } from "./adapters/snapshots";
-import { removeVolume } from "./adapters/swarm";
+import { resolveNode } from "./adapters/nodes";
 import type { LeasedCanonical } from "./config";
 import { assertDomain, assertRecipeName, parseRunStackName, stackNameForDomain, WARM_OWNER_KEY, WARM_OWNER_MARK } from "./naming";
-import { inputChecker, withoutUndefined } from "./provider-support";
+import { inputChecker, lazyProvider, ResourceArgs, TypedResource, withoutUndefined } from "./provider-support";
 import { isVersion } from "./versions";
 
 /**
@@ -22,27 +22,29 @@ import { isVersion } from "./versions";
  *   held past its deadline makes the run fall back to the cold lane, which the outputs say.
  * Nothing it creates outlives the run: a failed create undoes what it did before failing.
  */
-export interface RunAppArgs {
-  recipe: pulumi.Input<string>;
-  /** The run stack that owns the app (run-<recipe>-<hex6>); marks the app so the reaper can judge it. */
-  stack: pulumi.Input<string>;
+export interface RunAppInputs {
+  recipe: string;
+  /** The run stack that owns the app (run-<recipe>-<runId>); marks the app so the reaper can judge it. */
+  stack: string;
   /** The cold lane's domain (the run's own). */
-  domain: pulumi.Input<string>;
+  domain: string;
   /** A released version, a commit of the recipe, or "" for the newest release. */
-  ref: pulumi.Input<string>;
-  health: pulumi.Input<HealthSpec>;
-  ready?: pulumi.Input<HealthSpec>;
-  deployTimeoutMs: pulumi.Input<number>;
-  /** Env values for the app's deploys (e.g. its OIDC issuer); a borrowed canonical's file never keeps them. */
-  env?: pulumi.Input<Record<string, pulumi.Input<string>>>;
-  /** Values for the app's swarm secrets; missing ones are generated. */
-  secrets?: pulumi.Input<Record<string, pulumi.Input<string>>>;
-  deployerSettings: pulumi.Input<DeployerSettings>;
-  /** Set for the quick lane: the canonical to borrow, and where its lease lives. */
-  quick?: pulumi.Input<QuickLane>;
-  /** Where the lane taken and each deploy started are recorded as they happen (the runner reads it). */
-  progressFile?: pulumi.Input<string>;
+  ref: string;
+  health: HealthSpec;
+  /** Probed after health, when the recipe names one (e.g. an app that answers before it is usable). Default: none. */
+  ready?: HealthSpec;
+  /** How long each deploy may take to converge. */
+  deployTimeoutMs: number;
+  /** Env values for the app's deploys (e.g. its OIDC issuer); a borrowed canonical's file never keeps them. Default: none. */
+  env?: Record<string, string>;
+  deployerSettings: DeployerSettings;
+  /** Set for the quick lane: the canonical to borrow, and where its lease lives. Default: the cold lane. */
+  quick?: QuickLane;
+  /** Where the lane taken and each deploy started are recorded as they happen (the runner reads it). Default: not recorded. */
+  progressFile?: string;
 }
+
+export type RunAppArgs = ResourceArgs<RunAppInputs>;
 
 export interface QuickLane {
   canonical: LeasedCanonical;
@@ -54,27 +56,12 @@ export interface QuickLane {
 
 type Lane = "cold" | "quick";
 
-interface RunAppInputs {
-  recipe: string;
-  stack: string;
-  domain: string;
-  ref: string;
-  health: HealthSpec;
-  ready?: HealthSpec;
-  deployTimeoutMs: number;
-  env?: Record<string, string>;
-  secrets?: Record<string, string>;
-  deployerSettings: DeployerSettings;
-  quick?: QuickLane;
-  progressFile?: string;
-}
-
 interface RunAppOutputs extends RunAppInputs {
   lane: Lane;
   /** The domain the app answers on: the run's own (cold) or the canonical's stable one (quick). */
   appDomain: string;
-  /** Why a quick run went to the cold lane. */
-  fallback?: string;
+  /** Why a quick run went to the cold lane after all (its lease stayed held). */
+  laneFallback?: string;
   /** The version or commit that was deployed (the newest release when ref was empty). */
   deployed: string;
   deployCount: number;
@@ -87,26 +74,12 @@ interface RunAppOutputs extends RunAppInputs {
 /** The env key naming the run stack that owns an app: the reaper's evidence, besides the stack. */
 export const RUN_OWNER_KEY = "WARMSTACK_RUN";
 
-// Thin closures stored in state; the steps are loaded at run time from the program's directory.
-function steps(): typeof import("./run-app") {
-  const path = require("node:path");
-  // The provider process runs in the directory of the program's main: dist/stacks with
-  // Pulumi.yaml's main, the project root for an inline program whose main is the project.
-  const besideStacks = path.resolve("../infra/run-app.js");
-  return require(require("node:fs").existsSync(besideStacks) ? besideStacks : path.resolve("dist/infra/run-app.js"));
-}
+const runAppProvider = lazyProvider<typeof import("./run-app"), "RunApp">("run-app", "RunApp");
 
-const runAppProvider: pulumi.dynamic.ResourceProvider = {
-  check: async (_olds: RunAppInputs, news: RunAppInputs) => steps().checkRunApp(news),
-  create: async (inputs: RunAppInputs) => steps().createRunApp(inputs),
-  diff: async (_id: string, olds: RunAppOutputs, news: RunAppInputs) => steps().diffRunApp(olds, news),
-  delete: async (_id: string, props: RunAppOutputs) => steps().deleteRunApp(props),
-};
-
-export class RunApp extends pulumi.dynamic.Resource {
+export class RunApp extends TypedResource {
   declare public readonly lane: pulumi.Output<Lane>;
   declare public readonly appDomain: pulumi.Output<string>;
-  declare public readonly fallback: pulumi.Output<string | undefined>;
+  declare public readonly laneFallback: pulumi.Output<string | undefined>;
   declare public readonly deployed: pulumi.Output<string>;
   declare public readonly deployCount: pulumi.Output<number>;
   declare public readonly deployMs: pulumi.Output<number>;
@@ -114,8 +87,8 @@ export class RunApp extends pulumi.dynamic.Resource {
   declare public readonly appSecrets: pulumi.Output<Record<string, string>>;
 
   constructor(name: string, args: RunAppArgs, opts?: pulumi.CustomResourceOptions) {
-    const outputs = { lane: undefined, appDomain: undefined, fallback: undefined, deployed: undefined, deployCount: undefined, deployMs: undefined, leaseWaitMs: undefined, appSecrets: undefined };
-    super(runAppProvider, name, { ...args, ...outputs }, { ...opts, additionalSecretOutputs: ["secrets", "appSecrets"] });
+    const outputs = ["lane", "appDomain", "laneFallback", "deployed", "deployCount", "deployMs", "leaseWaitMs", "appSecrets"] satisfies (keyof RunAppOutputs)[];
+    super(runAppProvider, "RunApp", name, args, { outputs, secretOutputs: ["appSecrets"] }, opts);
   }
 }
 
@@ -130,7 +103,7 @@ export async function checkRunApp(news: RunAppInputs): Promise<pulumi.dynamic.Ch
   check("recipe", () => assertRecipeName(news.recipe));
   check("domain", () => assertDomain(news.domain));
   check("stack", () => {
-    if (!parseRunStackName(news.stack)) throw new Error(`"${news.stack}" is not a run stack name (run-<recipe>-<hex6>)`);
+    if (!parseRunStackName(news.stack)) throw new Error(`"${news.stack}" is not a run stack name (run-<recipe>-<runId>)`);
   });
   check("ref", () => {
     if (news.ref !== "" && !isVersion(news.ref) && !isCommitRef(news.ref)) {
@@ -166,7 +139,7 @@ export async function createRunApp(inputs: RunAppInputs): Promise<pulumi.dynamic
   return { id: `${inputs.deployerSettings.server}/${outs.appDomain}`, outs: withoutUndefined(outs) };
 }
 
-async function coldLane(inputs: RunAppInputs, extra: { fallback?: string; leaseWaitMs: number }): Promise<RunAppOutputs> {
+async function coldLane(inputs: RunAppInputs, extra: { laneFallback?: string; leaseWaitMs: number }): Promise<RunAppOutputs> {
   const deployer = createDeployer(inputs.deployerSettings);
   const app = appRef(inputs.recipe, inputs.domain);
   const started = Date.now();
@@ -175,13 +148,13 @@ async function coldLane(inputs: RunAppInputs, extra: { fallback?: string; leaseW
   if (existing && existing[RUN_OWNER_KEY] !== inputs.stack) {
     throw new Error(`app ${inputs.domain} exists and belongs to ${existing[RUN_OWNER_KEY] ?? "no run"}; refusing to adopt it`);
   }
-  let appSecrets: Record<string, string> = { ...inputs.secrets };
+  let appSecrets: Record<string, string> = {};
   let deployCount = 0;
   await recordRunProgress(inputs.progressFile, { lane: "cold" });
   try {
     if (!existing) {
       const version = isVersion(ref) ? ref : undefined;
-      const created = await deployer.newApp(app, { version, env: { [RUN_OWNER_KEY]: inputs.stack }, secrets: inputs.secrets });
+      const created = await deployer.newApp(app, { version, env: { [RUN_OWNER_KEY]: inputs.stack } });
       appSecrets = created.secrets;
     }
     if ((await deployer.currentVersion(app)) !== ref) {
@@ -203,10 +176,13 @@ async function removeColdApp(deployer: Deployer, app: AppRef): Promise<void> {
 
 async function quickLane(inputs: RunAppInputs, quick: QuickLane): Promise<RunAppOutputs> {
   const { canonical } = quick;
-  const waited = await waitForLease(quick.stateDir, inputs.recipe, inputs.stack, canonical, quick.leaseTimeoutMs);
+  const coordination = coordinationAt(quick.stateDir);
+  const waited = await waitForLease(coordination, inputs.recipe, inputs.stack, canonical, quick.leaseTimeoutMs, (holder) =>
+    recordRunProgress(inputs.progressFile, { leaseHeldBy: holder.stack }),
+  );
   if (waited.lease === null) {
-    const fallback = `the canonical's lease stayed held for ${Math.round(quick.leaseTimeoutMs / 1000)}s (${waited.holder}): ran in the cold lane`;
-    return coldLane(inputs, { fallback, leaseWaitMs: waited.waitedMs });
+    const laneFallback = `the canonical's lease stayed held for ${Math.round(quick.leaseTimeoutMs / 1000)}s (${waited.holder}): ran in the cold lane`;
+    return coldLane(inputs, { laneFallback, leaseWaitMs: waited.waitedMs });
   }
   const deployer = createDeployer(canonical.deployerSettings);
   const app = appRef(inputs.recipe, canonical.domain);
@@ -220,7 +196,7 @@ async function quickLane(inputs: RunAppInputs, quick: QuickLane): Promise<RunApp
     if (waited.adopted) await putCanonicalBack(inputs.recipe, canonical, lentVolumes);
     await requireIdleCanonical(deployer, app, canonical);
     lentVolumes = await deployer.volumes(app);
-    await recordLeasedVolumes(quick.stateDir, inputs.recipe, inputs.stack, lentVolumes);
+    await coordination.recordLeasedVolumes(inputs.recipe, inputs.stack, lentVolumes);
     ref = await resolveRef(deployer, inputs.recipe, inputs.ref);
     const deploy = async (to: string) => {
       await recordRunProgress(inputs.progressFile, { deploy: to });
@@ -231,7 +207,7 @@ async function quickLane(inputs: RunAppInputs, quick: QuickLane): Promise<RunApp
     if (ref !== canonical.knownGood) await deploy(ref);
   } catch (error) {
     await putCanonicalBack(inputs.recipe, canonical, lentVolumes);
-    await releaseLease(quick.stateDir, inputs.recipe, inputs.stack);
+    await coordination.releaseLease(inputs.recipe, inputs.stack);
     throw error;
   }
   return { ...inputs, lane: "quick", appDomain: canonical.domain, deployed: ref, deployCount, deployMs: Date.now() - started, leaseWaitMs: waited.waitedMs, appSecrets: {} };
@@ -261,15 +237,17 @@ export async function putCanonicalBack(recipe: string, canonical: LeasedCanonica
   const deployer = createDeployer(canonical.deployerSettings);
   const app = appRef(recipe, canonical.domain);
   const key = stackNameForDomain(canonical.domain);
+  // Its volumes and snapshot are on its node; a canonical seeded before pinning has them on this CLI's.
+  const node = canonical.node === undefined ? undefined : (await resolveNode(canonical.node)).id;
   const options = { store: canonical.snapshotStore, helperImage: canonical.helperImage };
   await deployer.undeploy(app);
   // The idle canonical's volumes are its snapshot's; ask the store only when the lease does not say.
-  const volumes = lentVolumes ?? (await snapshotInfo(key, options))?.volumes;
+  const volumes = lentVolumes ?? (await snapshotInfo(key, { ...options, node }))?.volumes;
   if (!volumes) throw new Error(`canonical ${canonical.domain} has no known-good snapshot in store ${canonical.snapshotStore}: it cannot be put back`);
   for (const volume of await deployer.volumes(app)) {
-    if (!volumes.includes(volume)) await removeVolume(volume);
+    if (!volumes.includes(volume)) await deployer.removeVolume(app, volume);
   }
-  await restoreSnapshot({ app: key, volumes }, options);
+  await restoreSnapshot({ app: key, volumes, node }, options);
   await deployer.setEnvVersion(app, canonical.knownGood);
   await removeFinishedHelpers(key);
 }
@@ -281,8 +259,9 @@ export async function deleteRunApp(props: RunAppOutputs): Promise<void> {
   }
   const quick = props.quick!;
   // Someone else's lease means the canonical was already put back (by the reaper) and lent again.
-  const lease = await readLease(quick.stateDir, props.recipe);
+  const coordination = coordinationAt(quick.stateDir);
+  const lease = await coordination.readLease(props.recipe);
   if (lease?.stack !== props.stack) return;
   await putCanonicalBack(props.recipe, lease.canonical, lease.volumes);
-  await releaseLease(quick.stateDir, props.recipe, props.stack);
+  await coordination.releaseLease(props.recipe, props.stack);
 }

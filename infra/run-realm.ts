@@ -1,50 +1,40 @@
 import * as pulumi from "@pulumi/pulumi";
 import { randomBytes } from "node:crypto";
-import { readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { KeycloakAdmin } from "./adapters/keycloak";
-import { assertDomain, assertHex6, assertRecipeName, assertRunRealmName, parseRunStackName, runRealmName } from "./naming";
-import { inputChecker } from "./provider-support";
+import { readSecretFile } from "./adapters/secret-files";
+import { assertDomain, assertRunId, assertRecipeName, assertRunRealmName, parseRunStackName, runRealmName } from "./naming";
+import { inputChecker, lazyProvider, ResourceArgs, TypedResource } from "./provider-support";
 
 /**
- * RunRealm: one CI run's realm `<recipe>-<hex6>` on the shared live-warm Keycloak, with a
+ * RunRealm: one CI run's realm `<recipe>-<runId>` on the shared live-warm Keycloak, with a
  * confidential OIDC client and a test user, created in one call and proven usable (a password grant
  * and a matching issuer) before the create returns. The realm's attributes name the owning run stack
  * and its creation time, so the reaper can judge it and a re-run after a crash can adopt it.
  * The Keycloak admin credentials never pass through Pulumi: the provider reads them from its
  * environment (see adminConnection).
  */
-export interface RunRealmArgs {
-  recipe: pulumi.Input<string>;
-  hex: pulumi.Input<string>;
+export interface RunRealmInputs {
+  recipe: string;
+  /** The run's id, the last part of its stack's name; the realm is `<recipe>-<runId>`. */
+  runId: string;
   /** The run stack that owns the realm, recorded in the realm's attributes. */
-  stack: pulumi.Input<string>;
-  /** The shared Keycloak's domain; every client of the realm calls it by this name. */
-  keycloakDomain: pulumi.Input<string>;
+  stack: string;
+  /** The Keycloak's domain; every client of the realm calls it by this name (the issuer depends on it). */
+  keycloakDomain: string;
   /** The proxy's web entrypoint on loopback, through which Keycloak is called. */
-  proxyUrl: pulumi.Input<string>;
+  proxyUrl: string;
   /** The state directory that holds the cross-process Keycloak write lock. */
-  stateDir: pulumi.Input<string>;
-  /** The app under test's domain, allowed as the client's redirect target; without it only direct grants work. */
-  appDomain?: pulumi.Input<string>;
+  stateDir: string;
   /**
    * Only for a cold Keycloak this run deployed itself (the cold fallback): its admin password was
-   * generated in this stack and lives only in its encrypted state. The shared Keycloak's
-   * credentials always come from the environment.
+   * generated in this stack and lives only in its encrypted state. Default: the shared Keycloak's
+   * credentials, which always come from the environment.
    */
-  coldAdminPassword?: pulumi.Input<string>;
-}
-
-interface RunRealmInputs {
-  recipe: string;
-  hex: string;
-  stack: string;
-  keycloakDomain: string;
-  proxyUrl: string;
-  stateDir: string;
-  appDomain?: string;
   coldAdminPassword?: string;
 }
+
+export type RunRealmArgs = ResourceArgs<RunRealmInputs>;
 
 interface RunRealmOutputs extends RunRealmInputs {
   realm: string;
@@ -63,25 +53,9 @@ export const CREATED_AT_ATTRIBUTE = "warmstack.createdAt";
 
 const TEST_USER = "warmstack-test";
 
-// The provider's code is stored in state and used again for deletes, possibly by a later version
-// of warmstack: the closures only load this module at run time and call its named steps.
-function steps(): typeof import("./run-realm") {
-  const path = require("node:path");
-  // The provider process runs in the directory of the program's main: dist/stacks with
-  // Pulumi.yaml's main, the project root for an inline program whose main is the project.
-  const besideStacks = path.resolve("../infra/run-realm.js");
-  return require(require("node:fs").existsSync(besideStacks) ? besideStacks : path.resolve("dist/infra/run-realm.js"));
-}
+const runRealmProvider = lazyProvider<typeof import("./run-realm"), "RunRealm">("run-realm", "RunRealm");
 
-const runRealmProvider: pulumi.dynamic.ResourceProvider = {
-  check: async (_olds: RunRealmInputs, news: RunRealmInputs) => steps().checkRunRealm(news),
-  diff: async (_id: string, olds: RunRealmOutputs, news: RunRealmInputs) => steps().diffRunRealm(olds, news),
-  create: async (inputs: RunRealmInputs) => steps().createRunRealm(inputs),
-  update: async (_id: string, olds: RunRealmOutputs, news: RunRealmInputs) => steps().updateRunRealm(olds, news),
-  delete: async (_id: string, props: RunRealmOutputs) => steps().deleteRunRealm(props),
-};
-
-export class RunRealm extends pulumi.dynamic.Resource {
+export class RunRealm extends TypedResource {
   declare public readonly realm: pulumi.Output<string>;
   declare public readonly issuer: pulumi.Output<string>;
   declare public readonly tokenEndpoint: pulumi.Output<string>;
@@ -92,23 +66,25 @@ export class RunRealm extends pulumi.dynamic.Resource {
   declare public readonly createdAt: pulumi.Output<string>;
 
   constructor(name: string, args: RunRealmArgs, opts?: pulumi.CustomResourceOptions) {
-    super(
-      runRealmProvider,
-      name,
-      {
-        ...args,
-        realm: undefined,
-        issuer: undefined,
-        tokenEndpoint: undefined,
-        clientId: undefined,
-        clientSecret: undefined,
-        testUser: undefined,
-        testUserPassword: undefined,
-        createdAt: undefined,
-      },
-      { ...opts, additionalSecretOutputs: ["clientSecret", "testUserPassword", "coldAdminPassword"] },
-    );
+    const outputs = ["realm", "issuer", "tokenEndpoint", "clientId", "clientSecret", "testUser", "testUserPassword", "createdAt"] satisfies (keyof RunRealmOutputs)[];
+    super(runRealmProvider, "RunRealm", name, args, { outputs, secretOutputs: ["clientSecret", "testUserPassword", "coldAdminPassword"] }, opts);
   }
+}
+
+/**
+ * What a run stack exports of its realm for the recipe's tests; the client secret and the test
+ * user's password stay secret outputs, which the runner hands to the tests only in their environment.
+ */
+export function realmOutputs(realm: RunRealm) {
+  return {
+    realm: realm.realm,
+    issuer: realm.issuer,
+    tokenEndpoint: realm.tokenEndpoint,
+    clientId: realm.clientId,
+    clientSecret: realm.clientSecret,
+    testUser: realm.testUser,
+    testUserPassword: realm.testUserPassword,
+  };
 }
 
 // The steps below run in the dynamic-provider process.
@@ -116,7 +92,7 @@ export class RunRealm extends pulumi.dynamic.Resource {
 export async function checkRunRealm(news: RunRealmInputs): Promise<pulumi.dynamic.CheckResult> {
   const { check, failures } = inputChecker();
   check("recipe", () => assertRecipeName(news.recipe));
-  check("hex", () => assertHex6(news.hex));
+  check("runId", () => assertRunId(news.runId));
   check("stack", () => {
     if (parseRunStackName(news.stack) === null) throw new Error(`stack: ${JSON.stringify(news.stack)} is not a run stack name (run-<recipe>-<6 lowercase hex digits>)`);
   });
@@ -130,14 +106,13 @@ export async function checkRunRealm(news: RunRealmInputs): Promise<pulumi.dynami
   check("stateDir", () => {
     if (typeof news.stateDir !== "string" || !path.isAbsolute(news.stateDir)) throw new Error(`stateDir: ${JSON.stringify(news.stateDir)} must be an absolute path`);
   });
-  if (news.appDomain !== undefined) check("appDomain", () => assertDomain(news.appDomain, "appDomain"));
-  if (failures.length === 0) check("recipe", () => assertRunRealmName(runRealmName(news.recipe, news.hex)));
+  if (failures.length === 0) check("recipe", () => assertRunRealmName(runRealmName(news.recipe, news.runId)));
   return { inputs: news, failures };
 }
 
 /** Another realm name, owner or Keycloak is another realm; where the proxy or lock live is not. */
 export function diffRunRealm(olds: RunRealmOutputs, news: RunRealmInputs): pulumi.dynamic.DiffResult {
-  const replaces = (["recipe", "hex", "stack", "keycloakDomain", "appDomain"] as const).filter((key) => olds[key] !== news[key]);
+  const replaces = (["recipe", "runId", "stack", "keycloakDomain"] as const).filter((key) => olds[key] !== news[key]);
   const changed = olds.proxyUrl !== news.proxyUrl || olds.stateDir !== news.stateDir;
   // The realm name is the same for old and new: delete the old one first.
   return { changes: replaces.length > 0 || changed, replaces, deleteBeforeReplace: true };
@@ -154,17 +129,13 @@ export function updateRunRealm(olds: RunRealmOutputs, news: RunRealmInputs): pul
  */
 export async function adminConnection(
   inputs: Pick<RunRealmInputs, "keycloakDomain" | "proxyUrl" | "stateDir" | "coldAdminPassword">,
+  /** The runner's in-process callers (the reaper) hand over the warm stack's own; providers read the environment. */
+  givenPassword?: string,
 ): Promise<KeycloakAdmin> {
   const env = process.env;
-  let adminPassword = inputs.coldAdminPassword ?? env.WARMSTACK_KEYCLOAK_ADMIN_PASSWORD;
+  let adminPassword = inputs.coldAdminPassword ?? givenPassword ?? env.WARMSTACK_KEYCLOAK_ADMIN_PASSWORD;
   const passwordFile = env.WARMSTACK_KEYCLOAK_ADMIN_PASSWORD_FILE;
-  if (!adminPassword && passwordFile) {
-    try {
-      adminPassword = (await readFile(passwordFile, "utf8")).trim();
-    } catch (error) {
-      throw new Error(`WARMSTACK_KEYCLOAK_ADMIN_PASSWORD_FILE=${passwordFile}: cannot read it (${(error as NodeJS.ErrnoException).code ?? "error"})`);
-    }
-  }
+  if (!adminPassword && passwordFile) adminPassword = await readSecretFile(passwordFile, "WARMSTACK_KEYCLOAK_ADMIN_PASSWORD_FILE");
   if (!adminPassword) {
     throw new Error(
       `no Keycloak admin password for ${inputs.keycloakDomain}: set WARMSTACK_KEYCLOAK_ADMIN_PASSWORD_FILE (a file holding it) or WARMSTACK_KEYCLOAK_ADMIN_PASSWORD in the environment of the runner or pulumi`,
@@ -181,7 +152,7 @@ function newSecret(bytes: number): string {
 }
 
 export async function createRunRealm(inputs: RunRealmInputs): Promise<pulumi.dynamic.CreateResult> {
-  const realm = assertRunRealmName(runRealmName(inputs.recipe, inputs.hex));
+  const realm = assertRunRealmName(runRealmName(inputs.recipe, inputs.runId));
   const clientId = inputs.recipe;
   const clientSecret = newSecret(24);
   const testUserPassword = newSecret(18);
@@ -195,7 +166,6 @@ export async function createRunRealm(inputs: RunRealmInputs): Promise<pulumi.dyn
         realm,
         clientId,
         clientSecret,
-        redirectUris: inputs.appDomain ? [`https://${inputs.appDomain}/*`, `http://${inputs.appDomain}/*`] : [],
         user: { username: TEST_USER, password: testUserPassword },
         attributes: { [STACK_ATTRIBUTE]: inputs.stack, [CREATED_AT_ATTRIBUTE]: createdAt },
       });
@@ -242,7 +212,7 @@ async function verifyOrDelete(keycloak: KeycloakAdmin, realm: string, inputs: Ru
 }
 
 export async function deleteRunRealm(props: RunRealmOutputs): Promise<void> {
-  const realm = assertRunRealmName(props.realm ?? runRealmName(props.recipe, props.hex));
+  const realm = assertRunRealmName(props.realm);
   const keycloak = await adminConnection(props);
   try {
     await keycloak.deleteRealm(realm);

@@ -2,9 +2,10 @@ import * as pulumi from "@pulumi/pulumi";
 import { raiseAlert } from "./adapters/alerts";
 import type { AppRef, Deployer, HealthSpec } from "./adapters/deployer";
 import { createDeployer, DeployerSettings } from "./adapters/deployers";
-import { deleteSnapshot, restoreSnapshot, takeSnapshot } from "./adapters/snapshots";
-import { assertDomain, assertRecipeName, stackNameForDomain, WARM_OWNER_KEY, WARM_OWNER_MARK } from "./naming";
-import { inputChecker, withoutUndefined } from "./provider-support";
+import { deleteSnapshot, removeFinishedHelpers, restoreSnapshot, snapshotInfo, SnapshotInfo, SnapshotOptions, takeSnapshot } from "./adapters/snapshots";
+import { localNode } from "./adapters/nodes";
+import { assertDomain, assertRecipeName, PINNED_NODE_KEY, stackNameForDomain, WARM_OWNER_KEY, WARM_OWNER_MARK } from "./naming";
+import { inputChecker, lazyProvider, ResourceArgs, TypedResource, withoutUndefined } from "./provider-support";
 import { isVersion } from "./versions";
 
 /**
@@ -13,47 +14,41 @@ import { isVersion } from "./versions";
  * before the upgrade — and raises an alert; a failed rollback raises a critical alert and keeps the
  * snapshot. The version running now is read from the swarm, never trusted from Pulumi state.
  */
-export interface WarmAppArgs {
-  /** The app's key in the warm stack's config, e.g. "keycloak". */
-  app: pulumi.Input<string>;
-  recipe: pulumi.Input<string>;
-  domain: pulumi.Input<string>;
-  kind: pulumi.Input<"stateful" | "stateless">;
-  /** The version the gate chose for this run. */
-  version: pulumi.Input<string>;
-  health: pulumi.Input<HealthSpec>;
-  deployTimeoutMs: pulumi.Input<number>;
-  /** Env keys the app needs beyond its recipe's sample, set when the app is created. */
-  env?: pulumi.Input<Record<string, pulumi.Input<string>>>;
-  /** Secret values for the app's swarm secrets; missing ones are generated when it is created. */
-  secrets?: pulumi.Input<Record<string, pulumi.Input<string>>>;
-  deployerSettings: pulumi.Input<DeployerSettings>;
-  operations: pulumi.Input<WarmOperations>;
-  /** Delete the volumes and the snapshot with the app. Default: keep them. */
-  purge?: pulumi.Input<boolean>;
+export interface WarmAppInputs {
+  /** The app's key in the warm stack's config, e.g. "keycloak"; alerts name it. */
+  app: string;
+  /** The recipe it is deployed from (a checkout under the deployer's ABRA_DIR). */
+  recipe: string;
+  /** Its domain; default in the warm config: <app>.<baseDomain>. Another domain is another app. */
+  domain: string;
+  /** stateful: upgrades snapshot its volumes first and restore them on a rollback; stateless: no data. */
+  kind: "stateful" | "stateless";
+  /** The version the gate chose for this up. */
+  version: string;
+  /** What answers when the app is up (through the proxy unless it names a listener). */
+  health: HealthSpec;
+  /** How long a deploy may take to converge before it counts as failed (and is rolled back). */
+  deployTimeoutMs: number;
+  /** Env keys the app needs beyond its recipe's sample, set when the app is created. Default: none. */
+  env?: Record<string, string>;
+  /** Values for the app's swarm secrets; missing ones are generated when it is created. Default: all generated. */
+  secrets?: Record<string, string>;
+  deployerSettings: DeployerSettings;
+  operations: WarmOperations;
+  /** Delete the volumes and the snapshot with the app. Default: false (they are kept). */
+  purge?: boolean;
 }
+
+export type WarmAppArgs = ResourceArgs<WarmAppInputs>;
 
 /** Where alerts and snapshots go; the webhook URL may carry a token, so it arrives as a secret. */
 export interface WarmOperations {
   alertDir: string;
+  /** Default: no webhook, alerts are only written to alertDir. */
   alertWebhook?: string;
+  /** The docker volume holding snapshots, on the node with the app's volumes. */
   snapshotStore: string;
   snapshotHelperImage: string;
-}
-
-interface WarmAppInputs {
-  app: string;
-  recipe: string;
-  domain: string;
-  kind: "stateful" | "stateless";
-  version: string;
-  health: HealthSpec;
-  deployTimeoutMs: number;
-  env?: Record<string, string>;
-  secrets?: Record<string, string>;
-  deployerSettings: DeployerSettings;
-  operations: WarmOperations;
-  purge?: boolean;
 }
 
 interface WarmAppOutputs extends WarmAppInputs {
@@ -67,25 +62,9 @@ interface WarmAppOutputs extends WarmAppInputs {
   appSecrets: Record<string, string>;
 }
 
-// The provider's code is stored in state and used again for deletes, possibly by a later version
-// of warmstack: the closures only load this module at run time and call its named steps.
-function steps(): typeof import("./warm-app") {
-  const path = require("node:path");
-  // The provider process runs in the directory of the program's main: dist/stacks with
-  // Pulumi.yaml's main, the project root for an inline program whose main is the project.
-  const besideStacks = path.resolve("../infra/warm-app.js");
-  return require(require("node:fs").existsSync(besideStacks) ? besideStacks : path.resolve("dist/infra/warm-app.js"));
-}
+const warmAppProvider = lazyProvider<typeof import("./warm-app"), "WarmApp">("warm-app", "WarmApp", { diff: "diffLiveWarmApp" });
 
-const warmAppProvider: pulumi.dynamic.ResourceProvider = {
-  check: async (_olds: WarmAppInputs, news: WarmAppInputs) => steps().checkWarmApp(news),
-  diff: async (_id: string, olds: WarmAppOutputs, news: WarmAppInputs) => steps().diffWarmApp(olds, news),
-  create: async (inputs: WarmAppInputs) => steps().createWarmApp(inputs),
-  update: async (_id: string, olds: WarmAppOutputs, news: WarmAppInputs) => steps().updateWarmApp(olds, news),
-  delete: async (_id: string, props: WarmAppOutputs) => steps().deleteWarmApp(props),
-};
-
-export class WarmApp extends pulumi.dynamic.Resource {
+export class WarmApp extends TypedResource {
   declare public readonly deployedVersion: pulumi.Output<string>;
   declare public readonly lastGood: pulumi.Output<string>;
   declare public readonly rolledBack: pulumi.Output<boolean>;
@@ -95,21 +74,8 @@ export class WarmApp extends pulumi.dynamic.Resource {
   declare public readonly appSecrets: pulumi.Output<Record<string, string>>;
 
   constructor(name: string, args: WarmAppArgs, opts?: pulumi.CustomResourceOptions) {
-    super(
-      warmAppProvider,
-      name,
-      {
-        ...args,
-        deployedVersion: undefined,
-        lastGood: undefined,
-        rolledBack: undefined,
-        rollbackReason: undefined,
-        lastCheckedAt: undefined,
-        snapshotId: undefined,
-        appSecrets: undefined,
-      },
-      { ...opts, additionalSecretOutputs: ["secrets", "appSecrets", "operations"] },
-    );
+    const outputs = ["deployedVersion", "lastGood", "rolledBack", "rollbackReason", "lastCheckedAt", "snapshotId", "appSecrets"] satisfies (keyof WarmAppOutputs)[];
+    super(warmAppProvider, "WarmApp", name, args, { outputs, secretOutputs: ["secrets", "appSecrets", "operations"] }, opts);
   }
 }
 
@@ -136,14 +102,28 @@ export async function checkWarmApp(news: WarmAppInputs): Promise<pulumi.dynamic.
   return { inputs: news, failures };
 }
 
-export async function diffWarmApp(olds: WarmAppOutputs, news: WarmAppInputs): Promise<pulumi.dynamic.DiffResult> {
-  const live = await deployerFor(news).currentVersion(appRef(news));
+/** What the swarm shows of a warm app when its diff is made. */
+export interface LiveWarmApp {
+  /** The version running now; null when it is not deployed. */
+  version: string | null;
+  /** Whether it answers its health path; only looked at when it runs the wanted version. */
+  healthy: boolean;
+}
+
+/** The provider's diff: looks at the swarm, then decides with diffWarmApp. */
+export async function diffLiveWarmApp(olds: WarmAppOutputs, news: WarmAppInputs): Promise<pulumi.dynamic.DiffResult> {
+  const version = await deployerFor(news).currentVersion(appRef(news));
+  const healthy = version === news.version ? await isHealthy(news) : true;
+  return diffWarmApp(olds, news, { version, healthy });
+}
+
+export function diffWarmApp(olds: WarmAppOutputs, news: WarmAppInputs, live: LiveWarmApp): pulumi.dynamic.DiffResult {
   const replaces = (["recipe", "domain", "kind"] as const).filter((key) => olds[key] !== news[key]);
   const healthChanged = JSON.stringify(olds.health) !== JSON.stringify(news.health);
-  const versionChanged = live !== news.version || olds.deployedVersion !== news.version;
+  const versionChanged = live.version !== news.version || olds.deployedVersion !== news.version;
   // An app that is down at its version (after a host restart Swarm may have given up on it) is
   // brought back by the update: the plan must show it rather than report nothing to do.
-  const down = !versionChanged && !(await isHealthy(news));
+  const down = !versionChanged && !live.healthy;
   // A rollback recorded by the last up is cleared by the next one, or every later run would fail on it.
   const rollbackRecorded = olds.rolledBack === true;
   return {
@@ -168,9 +148,11 @@ async function ensureApp(deployer: Deployer, inputs: WarmAppInputs): Promise<Rec
   const app = appRef(inputs);
   const env = await deployer.appEnv(app);
   if (env === null) {
+    // Its data stays where its first deploy puts it: on the runner's node, whose CLI takes its snapshots.
+    const pin: Record<string, string> = inputs.kind === "stateful" ? { [PINNED_NODE_KEY]: (await localNode()).hostname } : {};
     const created = await deployer.newApp(app, {
       version: inputs.version,
-      env: { ...inputs.env, [WARM_OWNER_KEY]: WARM_OWNER_MARK },
+      env: { ...inputs.env, [WARM_OWNER_KEY]: WARM_OWNER_MARK, ...pin },
       secrets: inputs.secrets,
     });
     return created.secrets;
@@ -179,6 +161,12 @@ async function ensureApp(deployer: Deployer, inputs: WarmAppInputs): Promise<Rec
     throw new Error(`app ${inputs.domain} exists and is not this warm stack's (${WARM_OWNER_KEY}=${env[WARM_OWNER_KEY] ?? "<unset>"}); refusing to adopt it`);
   }
   return { ...inputs.secrets };
+}
+
+/** A stateful app from before pinning has its volumes on the runner's node, the only one it used. */
+async function pinWhereItsDataIs(deployer: Deployer, inputs: WarmAppInputs): Promise<void> {
+  const app = appRef(inputs);
+  if ((await deployer.pinnedNode(app)) === undefined) await deployer.pinToNode(app, (await localNode()).hostname);
 }
 
 function deployOptions(inputs: WarmAppInputs, ref: string, force: boolean) {
@@ -209,13 +197,69 @@ function outputsAfter(
 export async function updateWarmApp(olds: WarmAppOutputs, news: WarmAppInputs): Promise<pulumi.dynamic.UpdateResult> {
   const deployer = deployerFor(news);
   const app = appRef(news);
+  if (news.kind === "stateful") {
+    await pinWhereItsDataIs(deployer, news);
+    // Helpers a killed up never removed; this up holds the stack's lock, so none of them is anyone's.
+    await removeFinishedHelpers(stackNameForDomain(news.domain));
+  }
+  const cutOff = news.kind === "stateful" ? await cutOffRestore(olds, news) : undefined;
+  if (cutOff) return finishRollback(deployer, olds, news, cutOff);
   const previous = (await deployer.currentVersion(app)) ?? olds.deployedVersion;
   const keep = { appSecrets: olds.appSecrets, snapshotId: olds.snapshotId };
   if (previous === news.version) {
-    if (!(await isHealthy(news))) await bringBack(deployer, news);
+    if (!(await isHealthy(news))) {
+      try {
+        await bringBack(deployer, news);
+      } catch (error) {
+        // It runs a version the state never recorded: an upgrade a crash cut off, which does not
+        // answer. It ends as that up would have ended it: rolled back to what the state last had.
+        if (previous === olds.deployedVersion) throw error;
+        return rollBackInterrupted(deployer, olds, news, previous, error);
+      }
+    }
     return { outs: outputsAfter(news, { ...keep, deployed: news.version }) };
   }
   return news.kind === "stateful" ? upgradeStateful(deployer, olds, news, previous) : upgradeStateless(deployer, olds, news, previous);
+}
+
+function snapshotSettingsOf(inputs: WarmAppInputs): SnapshotOptions {
+  return { store: inputs.operations.snapshotStore, helperImage: inputs.operations.snapshotHelperImage };
+}
+
+/** The pre-upgrade snapshot, when a rollback's restore from it was cut off (the volumes are half-written). */
+async function cutOffRestore(olds: WarmAppOutputs, news: WarmAppInputs): Promise<SnapshotInfo | undefined> {
+  const snapshot = await snapshotInfo(stackNameForDomain(news.domain), snapshotSettingsOf(news));
+  return snapshot?.restoreCutOff && snapshot.version === olds.deployedVersion ? snapshot : undefined;
+}
+
+/** A crash cut a rollback off in its restore: restore again, then redeploy the version the state has. */
+async function finishRollback(deployer: Deployer, olds: WarmAppOutputs, news: WarmAppInputs, snapshot: SnapshotInfo) {
+  const app = appRef(news);
+  await deployer.undeploy(app);
+  await restoreSnapshot({ app: snapshot.app, volumes: snapshot.volumes }, snapshotSettingsOf(news));
+  await deployer.deploy(app, deployOptions(news, olds.deployedVersion, true));
+  const reason = `a crashed up was rolling back to ${olds.deployedVersion}: its restore was cut off half-way and has been finished`;
+  await alert(news, { from: olds.deployedVersion, to: news.version, outcome: "rolled-back", severity: "warning", reason });
+  return { outs: outputsAfter(news, { deployed: olds.deployedVersion, lastGood: olds.lastGood, appSecrets: olds.appSecrets, snapshotId: snapshot.id, rollbackReason: reason }) };
+}
+
+/** An upgrade to `running` that a crash cut off and that does not answer: rolled back as a failed upgrade is. */
+async function rollBackInterrupted(deployer: Deployer, olds: WarmAppOutputs, news: WarmAppInputs, running: string, failure: unknown) {
+  const app = appRef(news);
+  const good = olds.deployedVersion;
+  const upgradeError = new Error(`an up cut off by a crash had started the upgrade to ${running}, which does not answer: ${reasonOf(failure)}`);
+  if (news.kind === "stateless") {
+    await rollBack({ ...news, version: running }, good, upgradeError, () => deployer.deploy(app, deployOptions(news, good, true)));
+    return { outs: outputsAfter(news, { deployed: good, lastGood: olds.lastGood, appSecrets: olds.appSecrets, rollbackReason: reasonOf(upgradeError) }) };
+  }
+  const snapshot = await snapshotInfo(stackNameForDomain(news.domain), snapshotSettingsOf(news));
+  if (snapshot?.version !== good) throw new Error(`${news.app}: ${reasonOf(upgradeError)}; and there is no snapshot of ${good} to roll back to (the store has ${snapshot?.version ?? "none"}): restore by hand`);
+  await rollBack({ ...news, version: running }, good, upgradeError, async () => {
+    await deployer.undeploy(app);
+    await restoreSnapshot({ app: snapshot.app, volumes: snapshot.volumes }, snapshotSettingsOf(news));
+    await deployer.deploy(app, deployOptions(news, good, true));
+  });
+  return { outs: outputsAfter(news, { deployed: good, lastGood: olds.lastGood, appSecrets: olds.appSecrets, snapshotId: snapshot.id, rollbackReason: reasonOf(upgradeError) }) };
 }
 
 /**
@@ -246,9 +290,9 @@ async function upgradeStateless(deployer: Deployer, olds: WarmAppOutputs, news: 
 async function upgradeStateful(deployer: Deployer, olds: WarmAppOutputs, news: WarmAppInputs, previous: string) {
   const app = appRef(news);
   const target = { app: stackNameForDomain(news.domain), volumes: await deployer.volumes(app) };
-  const snapshotOptions = { store: news.operations.snapshotStore, helperImage: news.operations.snapshotHelperImage };
+  const snapshotOptions = snapshotSettingsOf(news);
   await deployer.undeploy(app);
-  const snapshot = await takeSnapshot(target, snapshotOptions);
+  const snapshot = await takeSnapshot({ ...target, version: previous }, snapshotOptions);
   try {
     await deployer.deploy(app, deployOptions(news, news.version, false));
   } catch (upgradeError) {
@@ -294,11 +338,24 @@ async function alert(
   await raiseAlert(inputs.operations.alertDir, { app: inputs.app, ...record }, inputs.operations.alertWebhook);
 }
 
+/**
+ * `pulumi refresh`: the version the swarm runs now becomes the state's (a version deployed by hand
+ * shows up as drift, and the next up moves it to the gate's target); an app whose env file is gone
+ * is gone. An undeployed app keeps the version it had: the next up deploys it again.
+ */
+export async function readWarmApp(id: string, props: WarmAppOutputs): Promise<pulumi.dynamic.ReadResult> {
+  const deployer = deployerFor(props);
+  const app = appRef(props);
+  if ((await deployer.appEnv(app)) === null) return { id: "", props: {} };
+  const live = await deployer.currentVersion(app);
+  return { id, props: { ...props, deployedVersion: live ?? props.deployedVersion } };
+}
+
 export async function deleteWarmApp(props: WarmAppOutputs): Promise<void> {
   const deployer = deployerFor(props);
   const app = appRef(props);
   await deployer.undeploy(app);
   if (!props.purge) return;
   await deployer.remove(app, { volumes: true });
-  await deleteSnapshot(stackNameForDomain(props.domain), { store: props.operations.snapshotStore, helperImage: props.operations.snapshotHelperImage });
+  await deleteSnapshot(stackNameForDomain(props.domain), snapshotSettingsOf(props));
 }

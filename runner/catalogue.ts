@@ -21,10 +21,6 @@ export interface LoadedCatalogue {
   catalogue: Catalogue;
 }
 
-export function defaultCatalogueFile(projectDir: string, env: NodeJS.ProcessEnv = process.env): string {
-  return env.WARMSTACK_CATALOGUE ?? path.join(projectDir, "catalogue.yaml");
-}
-
 export async function loadCatalogue(file: string): Promise<LoadedCatalogue> {
   let text: string;
   try {

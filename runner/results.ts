@@ -1,6 +1,7 @@
 // results.json is what a CI job, a bot and a human read after a run, and the Markdown summary is what
 // a PR author sees. Both come from one schema, so the summary can show nothing the schema does not
 // hold: no secret can reach a PR comment through it (invariant 7).
+import { mkdir, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { z } from "zod";
 import { recipeNameSchema, runStackNameSchema } from "../infra/naming";
@@ -217,4 +218,72 @@ export function renderMarkdown(results: RunResults): string {
   if (tail !== "") lines.push(...fenced(tail, "text"));
   lines.push("", promotionLine(r.promotion), "", `Run took ${seconds(r.durationMs)} s (deploys: ${r.deployCount}).`);
   return `${lines.join("\n")}\n`;
+}
+
+/** What a run went through, as the runner gathered it; assembleResults turns it into results.json. */
+export interface RunFacts {
+  recipe: string;
+  stack: string;
+  ref: string;
+  pr: number | null;
+  /** The lane asked for. */
+  mode: RunResults["mode"];
+  /** The run stack's outputs after its up (none when it failed), as strings. */
+  up: { lane?: string; deployed?: string; deployCount?: string; leaseWaitMs?: string; laneFallback?: string };
+  /** What the app recorded as it went, for an up that returned no outputs. */
+  recorded: { lane?: RunResults["mode"]; deployAttempts: number };
+  sso: RunResults["sso"];
+  /** Fallbacks decided before the up (quick → cold, warm Keycloak → a cold one). */
+  fallbacks: RunResults["fallbacks"];
+  steps: RunResults["steps"];
+  tests: RunResults["tests"];
+  promotion: RunResults["promotion"];
+  failedStep: string | null;
+  error: string | null;
+  /** The signal that stopped the run, if one did. */
+  received?: NodeJS.Signals;
+  startedAt: Date;
+  finishedAt: Date;
+}
+
+/** The run's results: which lane ran and what that result is worth, from the facts alone. */
+export function assembleResults(facts: RunFacts): RunResults {
+  const lane = facts.up.lane ?? facts.recorded.lane;
+  const ranLane = lane === "cold" || lane === "quick" ? lane : null;
+  const fallbacks = facts.up.laneFallback ? [...facts.fallbacks, { from: "quick", to: "cold", reason: facts.up.laneFallback }] : facts.fallbacks;
+  return parseResults({
+    schema: RESULTS_SCHEMA_ID,
+    recipe: facts.recipe,
+    stack: facts.stack,
+    ref: facts.ref,
+    deployed: facts.up.deployed ?? null,
+    pr: facts.pr,
+    mode: facts.mode,
+    lane: ranLane,
+    confidence: ranLane === "quick" ? "lower" : "authoritative",
+    gatesMerge: ranLane === "cold",
+    sso: facts.sso,
+    fallbacks,
+    steps: facts.steps,
+    deployCount: Number(facts.up.deployCount ?? facts.recorded.deployAttempts),
+    leaseWaitMs: Number(facts.up.leaseWaitMs ?? 0),
+    tests: facts.tests,
+    promotion: facts.promotion,
+    outcome: facts.received ? "interrupted" : facts.failedStep === null ? "passed" : "failed",
+    failedStep: facts.failedStep,
+    error: facts.error,
+    startedAt: facts.startedAt.toISOString(),
+    finishedAt: facts.finishedAt.toISOString(),
+    durationMs: facts.finishedAt.getTime() - facts.startedAt.getTime(),
+  });
+}
+
+/** results.json and summary.md of a run, in its results directory. */
+export async function writeResults(dir: string, results: RunResults): Promise<{ resultsFile: string; summaryFile: string }> {
+  await mkdir(dir, { recursive: true });
+  const resultsFile = path.join(dir, "results.json");
+  const summaryFile = path.join(dir, "summary.md");
+  await writeFile(resultsFile, `${JSON.stringify(results, null, 2)}\n`);
+  await writeFile(summaryFile, renderMarkdown(results));
+  return { resultsFile, summaryFile };
 }

@@ -1,21 +1,35 @@
-import { existsSync } from "node:fs";
 import * as path from "node:path";
 import { Stack } from "@pulumi/pulumi/automation";
-import { execa } from "execa";
 import { CONFIG_NAMESPACE } from "../infra/config";
-import { RunnerSettings } from "./workspace";
+import { loadCatalogue } from "./catalogue";
+import { readSecretFile } from "../infra/adapters/secret-files";
+import type { RunnerContext } from "./context";
+import type { Progress } from "./progress";
+import { RecipeFetch, syncRecipes } from "./recipe-sources";
 
 /**
- * The embedded local default: a warm stack on this machine's swarm — the shared Keycloak behind the
- * bed's proxy and a warm Traefik on the next port — with alerts under the state directory. Only keys
- * the operator has not set are filled, so `pulumi config set` always wins.
+ * Before every operation of the runner on the warm stack: the embedded local default filled in where
+ * the operator has set nothing — a warm stack on this machine's swarm, the shared Keycloak behind the
+ * proxy and a warm Traefik on the next port, alerts under the state directory — and every recipe the
+ * stack deploys fetched from its remote. `pulumi config set` always wins over a default.
  */
-export async function applyWarmDefaults(stack: Stack, settings: RunnerSettings, env: NodeJS.ProcessEnv = process.env) {
-  const warmProxyPort = env.WARMSTACK_WARM_PROXY_PORT ?? "47081";
+export async function prepareWarmStack(context: RunnerContext, stack: Stack, progress: Progress): Promise<RecipeFetch[]> {
+  await applyWarmDefaults(context, stack);
+  const config = await stack.getAllConfig();
+  const abraDir = config[`${CONFIG_NAMESPACE}:abraDir`]?.value;
+  const recipes = configuredRecipes(config);
+  if (!abraDir || recipes.length === 0) return [];
+  const catalogue = await loadCatalogue(context.defaults.catalogue.value);
+  return syncRecipes(context, catalogue.catalogue, abraDir, recipes, progress);
+}
+
+async function applyWarmDefaults(context: RunnerContext, stack: Stack): Promise<void> {
+  const { settings, defaults: runner } = context;
+  const warmProxyPort = runner.warmProxyPort.value;
   const defaults: Record<string, string> = {
-    baseDomain: env.WARMSTACK_BASE_DOMAIN ?? "warm.test",
-    abraDir: env.WARMSTACK_ABRA_DIR ?? path.join(settings.stateDir, "abra"),
-    proxyUrl: env.WARMSTACK_PROXY_URL ?? "http://127.0.0.1:47080",
+    baseDomain: runner.baseDomain.value,
+    abraDir: runner.abraDir.value,
+    proxyUrl: runner.proxyUrl.value,
     alertDir: path.join(settings.stateDir, "alerts"),
     stateDir: settings.stateDir,
     apps: JSON.stringify({
@@ -24,7 +38,7 @@ export async function applyWarmDefaults(stack: Stack, settings: RunnerSettings, 
         kind: "stateful",
         health: { path: "/realms/master" },
         deployTimeoutSeconds: 300,
-        initialVersion: env.WARMSTACK_KEYCLOAK_INITIAL_VERSION ?? "1.1.0+26.7.3",
+        initialVersion: runner.keycloakInitialVersion.value,
       },
       traefik: {
         recipe: "traefik",
@@ -32,7 +46,7 @@ export async function applyWarmDefaults(stack: Stack, settings: RunnerSettings, 
         health: { path: "/ping", baseUrl: `http://127.0.0.1:${warmProxyPort}` },
         env: { WEB_PORT: warmProxyPort },
         deployTimeoutSeconds: 120,
-        initialVersion: env.WARMSTACK_TRAEFIK_INITIAL_VERSION ?? "1.0.0+3.6.12",
+        initialVersion: runner.traefikInitialVersion.value,
       },
     }),
   };
@@ -41,23 +55,10 @@ export async function applyWarmDefaults(stack: Stack, settings: RunnerSettings, 
     const fullKey = `${CONFIG_NAMESPACE}:${key}`;
     if (!(fullKey in current)) await stack.setConfig(fullKey, { value });
   }
-  const config = await stack.getAllConfig();
-  await ensureRecipeCheckouts(config, env);
-}
-
-/**
- * abra keeps recipe checkouts under $ABRA_DIR/recipes; on the test bed they are cloned from the
- * bed's fixture repositories (WARMSTACK_RECIPE_SOURCE), elsewhere `abra recipe fetch` made them.
- */
-async function ensureRecipeCheckouts(config: Record<string, { value: string }>, env: NodeJS.ProcessEnv) {
-  const abraDir = config[`${CONFIG_NAMESPACE}:abraDir`]?.value;
-  if (!abraDir) return;
-  const source = env.WARMSTACK_RECIPE_SOURCE ?? "/var/cache/warmstack-bed/recipes";
-  for (const recipe of configuredRecipes(config)) {
-    const checkout = path.join(abraDir, "recipes", recipe);
-    if (existsSync(checkout) || !existsSync(path.join(source, recipe))) continue;
-    await execa("git", ["clone", "-q", path.join(source, recipe), checkout]);
-  }
+  const webhookKey = `${CONFIG_NAMESPACE}:alertWebhook`;
+  const webhookFile = context.env.WARMSTACK_ALERT_WEBHOOK_URL_FILE;
+  // The URL may carry a token: it is read from its file and kept only as an encrypted config value.
+  if (webhookFile && !(webhookKey in current)) await stack.setConfig(webhookKey, { value: await readSecretFile(webhookFile, "WARMSTACK_ALERT_WEBHOOK_URL_FILE"), secret: true });
 }
 
 /** The recipes of the warm apps and of the enrolled canonicals, as far as the config parses. */

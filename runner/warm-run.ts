@@ -1,10 +1,16 @@
-import { EngineEvent } from "@pulumi/pulumi/automation";
+import { EngineEvent, Stack } from "@pulumi/pulumi/automation";
 import type { Hold } from "../infra/gate";
 import type { PlannedApp } from "../stacks/warm";
-import { parseWarmRetry } from "../infra/config";
-import { Progress } from "./progress";
-import { applyWarmDefaults } from "./warm-defaults";
-import { runnerSettings, selectStack } from "./workspace";
+import type { RunnerContext } from "./context";
+import { engineFailure } from "./engine-errors";
+import { raiseAlert } from "../infra/adapters/alerts";
+import { withoutCredentials } from "../infra/adapters/url-text";
+import { CONFIG_NAMESPACE } from "../infra/config";
+import type { RecipeFetch } from "./recipe-sources";
+import { warmOperationMark } from "./processes";
+import { prepareWarmStack } from "./warm-defaults";
+import { Recovery, recoverWarmStack } from "./warm-recovery";
+import { selectStack } from "./workspace";
 
 /** What `warmstack preview` and `warmstack up` report about the warm stack. */
 export interface WarmSummary {
@@ -15,6 +21,10 @@ export interface WarmSummary {
   holds: Hold[];
   deployed: Record<string, string>;
   changes: Record<string, number>;
+  /** Each recipe's fetch from its remote before the plan; a failed one was planned from the checkout it had. */
+  fetches: RecipeFetch[];
+  /** What a crashed operation had left, and was settled first. */
+  recovered: Recovery;
   error?: string;
   elapsedMs: number;
 }
@@ -29,12 +39,35 @@ function outputsCollector() {
   return { onEvent, outputs: () => outputs };
 }
 
-export async function runWarm(operation: "preview" | "up", quiet: boolean): Promise<WarmSummary> {
-  const progress = new Progress(quiet);
-  const settings = runnerSettings();
-  progress.say(`${operation} warm: backend ${settings.backendUrl}`);
-  const stack = await selectStack("warm", settings);
-  await applyWarmDefaults(stack, settings);
+/** An up planned from a checkout its remote could not refresh is worth an alert: a new release may be missed. */
+async function alertFailedFetches(stack: Stack, fetches: readonly RecipeFetch[]): Promise<void> {
+  const config = await stack.getAllConfig();
+  const alertDir = config[`${CONFIG_NAMESPACE}:alertDir`]?.value;
+  if (!alertDir) return;
+  const webhook = config[`${CONFIG_NAMESPACE}:alertWebhook`]?.value;
+  for (const fetch of fetches.filter((entry) => entry.outcome === "failed")) {
+    const reason = `could not fetch recipe ${fetch.recipe} from ${fetch.source} (${fetch.detail}); the warm stack was planned from the checkout it had`;
+    await raiseAlert(alertDir, { app: fetch.recipe, from: null, to: null, outcome: "fetch-failed", severity: "warning", reason }, webhook);
+  }
+}
+
+/**
+ * A preview or an up of the warm stack, after settling what a crashed operation left. `retry` names the
+ * warm apps whose failed upgrade may be tried again (the program reads it from the environment, as it
+ * does under a plain `pulumi up`); `lockTimeoutSeconds` bounds the wait for a live operation's lock.
+ */
+export async function runWarm(context: RunnerContext, operation: "preview" | "up", quiet: boolean, asked: { retry?: readonly string[]; lockTimeoutSeconds?: number } = {}): Promise<WarmSummary> {
+  const progress = context.progress(quiet);
+  const { settings } = context;
+  if (asked.retry?.length) process.env.WARMSTACK_RETRY = asked.retry.join(",");
+  progress.say(`${operation} warm: backend ${withoutCredentials(settings.backendUrl)}`);
+  const stack = await selectStack("warm", settings, warmOperationMark());
+  // A preview takes no lock: it goes ahead beside a live operation, and settles nothing under it.
+  const lockTimeoutSeconds = asked.lockTimeoutSeconds ?? 900;
+  const deadline = operation === "preview" ? null : { at: Date.now() + lockTimeoutSeconds * 1000, ofSeconds: lockTimeoutSeconds };
+  const { heldBy: _held, ...recovered } = await recoverWarmStack(stack, settings, progress, deadline);
+  const fetches = await prepareWarmStack(context, stack, progress);
+  if (operation === "up") await alertFailedFetches(stack, fetches);
   const collector = outputsCollector();
   const options = { onOutput: progress.engineOutput("warm"), onEvent: collector.onEvent };
   let changes: Record<string, number> = {};
@@ -43,7 +76,7 @@ export async function runWarm(operation: "preview" | "up", quiet: boolean): Prom
     if (operation === "preview") changes = (await stack.preview(options)).changeSummary as Record<string, number>;
     else changes = ((await stack.up(options)).summary.resourceChanges ?? {}) as Record<string, number>;
   } catch (caught) {
-    error = caught instanceof Error ? caught.message.split("\n").find((line) => /error:/.test(line))?.trim() ?? "the engine failed" : String(caught);
+    error = engineFailure(caught).reason;
   }
   const outputs = collector.outputs();
   return {
@@ -55,6 +88,8 @@ export async function runWarm(operation: "preview" | "up", quiet: boolean): Prom
     // A preview only knows the versions it will ask for; what runs is known after an up.
     deployed: operation === "up" ? ((outputs.deployed as Record<string, string> | undefined) ?? {}) : {},
     changes,
+    fetches,
+    recovered,
     error,
     elapsedMs: progress.elapsedMs(),
   };
@@ -62,6 +97,12 @@ export async function runWarm(operation: "preview" | "up", quiet: boolean): Prom
 
 export function renderWarmSummary(summary: WarmSummary): string {
   const lines = [`warm stack ${summary.operation}: ${summary.ok ? "ok" : "FAILED"} in ${(summary.elapsedMs / 1000).toFixed(1)}s`];
+  if (summary.recovered.clearedLocks.length > 0 || summary.recovered.endedPids.length > 0) {
+    lines.push(`  RECOVERED from a crashed operation: ${summary.recovered.clearedLocks.length} dead lock(s) cleared, ${summary.recovered.endedPids.length} stray process(es) ended${summary.recovered.refreshed ? ", state refreshed against the live system" : ""}`);
+  }
+  for (const fetch of summary.fetches.filter((entry) => entry.outcome === "failed")) {
+    lines.push(`  WARNING recipe ${fetch.recipe}: could not fetch ${fetch.source}; planned from the checkout it has (${fetch.detail})`);
+  }
   for (const app of summary.plan) {
     const movement = app.action === "stay" ? `stays at ${app.current}` : `${app.current ?? "(not deployed)"} → ${app.target}`;
     const deployed = summary.deployed[app.app];
@@ -75,15 +116,4 @@ export function renderWarmSummary(summary: WarmSummary): string {
   }
   if (summary.error) lines.push(`  error: ${summary.error}`);
   return `${lines.join("\n")}\n`;
-}
-
-/** The action of `warmstack preview` and `warmstack up`: a summary as text or JSON; exit 1 on failure. */
-export function warmAction(operation: "preview" | "up") {
-  return async (options: { json?: boolean; retry?: string[] }) => {
-    // The program reads the retry list from the environment, as it does under a plain `pulumi up`.
-    if (options.retry) process.env.WARMSTACK_RETRY = parseWarmRetry(options.retry, "--retry").join(",");
-    const summary = await runWarm(operation, Boolean(options.json));
-    process.stdout.write(options.json ? `${JSON.stringify(summary, null, 2)}\n` : renderWarmSummary(summary));
-    if (!summary.ok) process.exitCode = 1;
-  };
 }

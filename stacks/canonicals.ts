@@ -14,14 +14,8 @@ export interface CanonicalSummary {
   snapshotId: string;
   snapshotBytes: number;
   seededAt: string;
-}
-
-/**
- * The resource name of a recipe's canonical. Prefixed, because a WarmApp is a dynamic resource of
- * the same type and an enrolled `keycloak` would otherwise collide with the warm Keycloak.
- */
-export function canonicalResourceName(recipe: string): string {
-  return `canonical-${recipe}`;
+  /** The swarm node its volumes and snapshot are on (absent: seeded before pinning). */
+  node?: string;
 }
 
 /** An enrolled recipe must have a checkout, and its known-good must be one of its releases. */
@@ -44,12 +38,13 @@ export async function canonicalResources(config: WarmConfig, settings: DeployerS
 
   const summaries: Record<string, pulumi.Output<CanonicalSummary>> = {};
   for (const [recipe, canonical] of enrolled) {
-    const resource = new Canonical(canonicalResourceName(recipe), {
+    const resource = new Canonical(recipe, {
       recipe,
       knownGood: canonical.knownGood,
       domain: canonicalDomain(recipe, config.baseDomain),
       health: canonical.health,
       deployTimeoutMs: canonical.deployTimeoutSeconds * 1000,
+      ...(canonical.node ? { node: canonical.node } : {}),
       deployerSettings: settings,
       snapshot: { store: config.snapshotStore, helperImage: config.snapshotHelperImage },
       // Required by the config schema while canonicals are enrolled.
@@ -61,6 +56,7 @@ export async function canonicalResources(config: WarmConfig, settings: DeployerS
       snapshotId: resource.snapshotId,
       snapshotBytes: resource.snapshotBytes,
       seededAt: resource.seededAt,
+      node: resource.pinnedNode,
     });
   }
   return summaries;

@@ -1,28 +1,21 @@
 import * as pulumi from "@pulumi/pulumi";
 import { DeployerSettings } from "../infra/adapters/deployers";
-import { probeHttp } from "../infra/adapters/health";
 import { namespacedConfig, parseConfig, RunConfig, runConfigSchema } from "../infra/config";
 import { parseRunStackName, runDomain } from "../infra/naming";
 import { RunApp } from "../infra/run-app";
-import { RunRealm } from "../infra/run-realm";
+import { realmOutputs, RunRealm } from "../infra/run-realm";
 
 /**
  * A run stack: what one CI run of one recipe borrows or creates, all of it removed on destroy. A
- * recipe with a single-sign-on dependency gets its own realm on the shared Keycloak; when that
- * Keycloak is not healthy the run deploys a cold Keycloak of its own (the cold fallback) and says so.
+ * recipe with a single-sign-on dependency gets its own realm on the shared Keycloak; when the runner
+ * found that Keycloak unhealthy (warmstack:sso is cold-keycloak) the run deploys a cold Keycloak of
+ * its own (the cold fallback) and says so. The program looks at nothing outside its config, so the
+ * same config always registers the same graph.
  */
-type SsoPath = "none" | "warm-keycloak" | "cold-keycloak";
-
-async function warmKeycloakState(config: RunConfig): Promise<{ healthy: boolean; detail: string }> {
-  if (!config.keycloakDomain) return { healthy: false, detail: "no shared Keycloak is configured" };
-  const probe = await probeHttp({ baseUrl: config.proxyUrl, path: "/realms/master", host: config.keycloakDomain });
-  return { healthy: probe.ok, detail: `the shared Keycloak at ${config.keycloakDomain} answers /realms/master with ${probe.detail}` };
-}
-
-function ssoRealm(config: RunConfig, stack: string, settings: DeployerSettings, warm: boolean) {
-  const realmArgs = { recipe: config.recipe, hex: config.hex, stack, proxyUrl: config.proxyUrl, stateDir: config.stateDir };
-  if (warm) return new RunRealm("realm", { ...realmArgs, keycloakDomain: config.keycloakDomain! });
-  const coldDomain = runDomain("keycloak", config.hex, config.baseDomain);
+function ssoRealm(config: RunConfig, stack: string, settings: DeployerSettings) {
+  const realmArgs = { recipe: config.recipe, runId: config.runId, stack, proxyUrl: config.proxyUrl, stateDir: config.stateDir };
+  if (config.sso === "warm-keycloak") return new RunRealm("realm", { ...realmArgs, keycloakDomain: config.keycloakDomain! });
+  const coldDomain = runDomain("keycloak", config.runId, config.baseDomain);
   const cold = new RunApp("cold-keycloak", {
     recipe: "keycloak",
     stack,
@@ -44,12 +37,12 @@ function appUnderTest(config: RunConfig, app: NonNullable<RunConfig["app"]>, sta
   return new RunApp("app", {
     recipe: config.recipe,
     stack,
-    domain: runDomain(config.recipe, config.hex, config.baseDomain),
+    domain: runDomain(config.recipe, config.runId, config.baseDomain),
     ref: config.ref,
     health: app.health,
     ready: app.ready,
     deployTimeoutMs: app.deployTimeoutSeconds * 1000,
-    env: realm ? { OIDC_ISSUER: realm.issuer, OIDC_CLIENT_ID: realm.clientId } : {},
+    env: realm ? pulumi.all({ OIDC_ISSUER: realm.issuer, OIDC_CLIENT_ID: realm.clientId }) : {},
     deployerSettings: settings,
     quick,
     progressFile: config.progressFile,
@@ -60,8 +53,8 @@ export async function runProgram(): Promise<Record<string, unknown>> {
   const stack = pulumi.getStack();
   const config = parseConfig(runConfigSchema, namespacedConfig(pulumi.runtime.allConfig()), `run stack ${stack}`);
   const named = parseRunStackName(stack);
-  if (!named || named.recipe !== config.recipe || named.hex !== config.hex) {
-    throw new Error(`run stack ${stack}: its name must be run-${config.recipe}-${config.hex} (warmstack:recipe and warmstack:hex)`);
+  if (!named || named.recipe !== config.recipe || named.runId !== config.runId) {
+    throw new Error(`run stack ${stack}: its name must be run-${config.recipe}-${config.runId} (warmstack:recipe and warmstack:runId)`);
   }
   const settings: DeployerSettings = {
     deployer: "stack",
@@ -70,24 +63,12 @@ export async function runProgram(): Promise<Record<string, unknown>> {
     proxyUrl: config.proxyUrl,
     dnsrrEndpoints: config.dnsrrEndpoints,
   };
-  const outputs: Record<string, unknown> = { recipe: config.recipe, mode: config.mode, ref: config.ref || "latest", sso: "none" satisfies SsoPath };
+  const outputs: Record<string, unknown> = { recipe: config.recipe, mode: config.mode, ref: config.ref || "latest", sso: config.sso };
   let realm: RunRealm | undefined;
-  if (config.sso) {
-    const warm = await warmKeycloakState(config);
-    if (!warm.healthy) pulumi.log.warn(`cold fallback: ${warm.detail}; this run deploys its own Keycloak`);
-    realm = ssoRealm(config, stack, settings, warm.healthy);
-    Object.assign(outputs, {
-      sso: (warm.healthy ? "warm-keycloak" : "cold-keycloak") satisfies SsoPath,
-      fallback: warm.healthy ? undefined : warm.detail,
-      realm: realm.realm,
-      issuer: realm.issuer,
-      tokenEndpoint: realm.tokenEndpoint,
-      clientId: realm.clientId,
-      // Secret outputs stay secret: the runner hands them to the recipe's tests in their environment.
-      clientSecret: realm.clientSecret,
-      testUser: realm.testUser,
-      testUserPassword: realm.testUserPassword,
-    });
+  if (config.sso !== "none") {
+    if (config.ssoFallback) pulumi.log.warn(`cold fallback: ${config.ssoFallback}; this run deploys its own Keycloak`);
+    realm = ssoRealm(config, stack, settings);
+    Object.assign(outputs, { ssoFallback: config.ssoFallback, ...realmOutputs(realm) });
   }
   if (config.app) {
     const noCanonical = config.mode === "quick" && !config.canonical;
@@ -95,7 +76,7 @@ export async function runProgram(): Promise<Record<string, unknown>> {
     const app = appUnderTest(config, config.app, stack, settings, realm);
     Object.assign(outputs, {
       lane: app.lane,
-      laneFallback: noCanonical ? `no canonical of ${config.recipe} in the warm stack` : app.fallback,
+      laneFallback: noCanonical ? `no canonical of ${config.recipe} in the warm stack` : app.laneFallback,
       appDomain: app.appDomain,
       deployed: app.deployed,
       deployCount: app.deployCount,

@@ -34,8 +34,11 @@ async function planApp(config: WarmConfig, settings: DeployerSettings, app: stri
   const recipeDir = path.join(config.abraDir, "recipes", appConfig.recipe);
   const released = await releasedVersions(recipeDir);
   for (const { tag, reason } of released.rejected) pulumi.log.warn(`${app}: recipe tag ${tag} is not a release: ${reason}`);
-  // A commit or a foreign label on the live app is no release: the gate refuses to compare it.
-  const current = await deployer.currentVersion(ref);
+  // A commit or a foreign label on the live app is no release: the gate refuses to compare it. An
+  // app that is not deployed (a crash cut an upgrade off between undeploy and deploy) is at the
+  // version its env file names, which a deploy writes only once it converged.
+  const appEnv = await deployer.appEnv(ref);
+  const current = (await deployer.currentVersion(ref)) ?? (appEnv ? await deployer.envVersion(ref) : null);
   const newer = current && isVersion(current) ? released.versions.filter((version) => compareVersions(version, parseVersion(current)) > 0) : [];
   const { notes, envSamples } = await gateInputsFor(recipeDir, newer.map((version) => version.raw));
   const decision = decide({
@@ -45,7 +48,7 @@ async function planApp(config: WarmConfig, settings: DeployerSettings, app: stri
     released: released.versions.map((version) => version.raw),
     notes,
     envSamples,
-    currentEnvKeys: Object.keys((await deployer.appEnv(ref)) ?? {}),
+    currentEnvKeys: Object.keys(appEnv ?? {}),
     failedBefore,
   });
   const down = current !== null && !(await deployer.probeHealth(ref, appConfig.health)).ok;
@@ -79,6 +82,7 @@ export async function warmProgram(): Promise<Record<string, unknown>> {
   const plan: PlannedApp[] = [];
   const holds: Hold[] = [];
   const deployed: Record<string, pulumi.Output<string>> = {};
+  let keycloakAdminPassword: pulumi.Output<string> | undefined;
   for (const [app, appConfig] of Object.entries(config.apps)) {
     if (!appConfig) continue;
     const { domain, decision, down } = await planApp(config, settings, app, appConfig, retry.has(app as WarmAppName) ? {} : failedUpgrades(pastAlerts, app));
@@ -109,11 +113,14 @@ export async function warmProgram(): Promise<Record<string, unknown>> {
       purge: appConfig.purge,
     });
     deployed[app] = warmApp.deployedVersion;
+    // The shared Keycloak's admin password, which this stack generated: the runner reads it from here
+    // (a secret output, decrypted only for it), so runs and the reaper need no copy of it elsewhere.
+    if (app === "keycloak") keycloakAdminPassword = pulumi.secret(warmApp.appSecrets.apply((secrets) => secrets.admin_password ?? ""));
     // The rollback is recorded in the resource's state first; failing the run afterwards makes
     // the nightly job red, so the alert is not the only signal.
     warmApp.rolledBack.apply((rolledBack) => {
       if (rolledBack) throw operatorError(`${app}: the upgrade to ${decision.target} failed and was rolled back; see the alert`);
     });
   }
-  return { plan, holds, deployed, canonicals };
+  return { plan, holds, deployed, canonicals, ...(keycloakAdminPassword ? { keycloakAdminPassword } : {}) };
 }

@@ -2,8 +2,8 @@
 // operator's comments, blank lines, order and optional `#KEY=value` hints survive every edit. Editing by
 // string concatenation once glued a new key onto a last line that had no newline; here every line is
 // its own element and the newline is added on output.
-import { randomBytes } from "node:crypto";
-import { open, readFile, rename, unlink } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
+import { writeFileAtomic } from "./atomic-file";
 
 const KEY_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
 // `[ \t]*` before the key and an `export ` prefix are what `source .env` accepts; a space before `=`
@@ -229,22 +229,5 @@ export async function readEnvFile(path: string): Promise<EnvFile> {
  * one. Mode 0600 because app env files can hold credentials.
  */
 export async function writeEnvFile(path: string, env: EnvFile): Promise<void> {
-  const tmp = `${path}.${randomBytes(6).toString("hex")}.tmp`;
-  // `wx`: never follow or reuse something already at the temporary name.
-  const fh = await open(tmp, "wx", 0o600);
-  try {
-    try {
-      // The creation mode is filtered by the umask; chmod is not.
-      await fh.chmod(0o600);
-      await fh.writeFile(env.toString(), "utf8");
-      // Flush before the rename, or a crash can leave the new name pointing at an empty file.
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-  } catch (err) {
-    await unlink(tmp).catch(() => undefined);
-    throw err;
-  }
+  await writeFileAtomic(path, env.toString());
 }

@@ -52,7 +52,6 @@ export interface DeployResult {
 }
 
 export interface Deployer {
-  readonly kind: "stack" | "abra";
   /** The recipe's checkout ($ABRA_DIR/recipes/<recipe>). */
   recipeDir(recipe: string): string;
   newApp(app: AppRef, options?: NewAppOptions): Promise<NewAppResult>;
@@ -76,6 +75,12 @@ export interface Deployer {
    * restart attempt each time); returns their names. The version and spec stay as they are.
    */
   revive(app: AppRef): Promise<string[]>;
-  /** The stack's volumes as Swarm names them. */
+  /** The stack's volumes as Swarm names them, on the node that holds them. */
   volumes(app: AppRef): Promise<string[]>;
+  /** Removes one of the app's volumes, on the node that holds them. */
+  removeVolume(app: AppRef, volume: string): Promise<void>;
+  /** The swarm node (hostname) the app is pinned to, where its volumes are; undefined when unpinned. */
+  pinnedNode(app: AppRef): Promise<string | undefined>;
+  /** Pins an existing app to a node: every later deploy is placed there, its volumes handled there. */
+  pinToNode(app: AppRef, node: string): Promise<void>;
 }

@@ -1,5 +1,4 @@
 import * as http from "node:http";
-import * as net from "node:net";
 
 /** Raised when a bounded wait runs out; carries the last state seen so the operator sees why. */
 export class DeadlineError extends Error {
@@ -103,18 +102,4 @@ export async function waitHttpHealthy(what: string, probe: HttpProbe, options: W
     },
     options,
   );
-}
-
-/** Probes a TCP port once: true when something accepts connections. */
-export function probeTcp(host: string, port: number, timeoutMs = 2000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host, port, timeout: timeoutMs });
-    const finish = (open: boolean) => {
-      socket.destroy();
-      resolve(open);
-    };
-    socket.on("connect", () => finish(true));
-    socket.on("timeout", () => finish(false));
-    socket.on("error", () => finish(false));
-  });
 }

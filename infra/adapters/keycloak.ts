@@ -1,10 +1,7 @@
-import { mkdir, open, readFile, rename, rm, stat, link } from "node:fs/promises";
-import * as os from "node:os";
-import * as path from "node:path";
-import { randomBytes } from "node:crypto";
 import KcAdminClient, { NetworkError } from "@keycloak/keycloak-admin-client";
 import type { Agent } from "undici";
 import { assertDomain, assertRunRealmName } from "../naming";
+import { Coordination, coordinationAt } from "./coordination";
 import { DeadlineError, waitUntil } from "./health";
 import { proxyDispatcher } from "./proxy-dispatcher";
 
@@ -40,8 +37,6 @@ export interface RunRealmSpec {
   realm: string;
   clientId: string;
   clientSecret: string;
-  /** Where the app under test may send users back to; empty when only direct grants are needed. */
-  redirectUris: string[];
   user: { username: string; password: string };
   /** Realm attributes; warmstack records the owning stack and the creation time here. */
   attributes: Record<string, string>;
@@ -195,7 +190,7 @@ export class KeycloakAdmin {
   private readonly dispatcher: Agent;
   private readonly client: KcAdminClient;
   private readonly retry: RetryOptions;
-  private readonly lockFile: string;
+  private readonly coordination: Coordination;
   private readonly lockTimeoutMs: number;
   private tokenValidUntil = 0;
   private login: Promise<void> | undefined;
@@ -219,7 +214,7 @@ export class KeycloakAdmin {
       timeout: requestTimeoutMs,
       requestOptions: { dispatcher: this.dispatcher } as RequestInit,
     });
-    this.lockFile = path.join(options.stateDir, "locks", `keycloak-${this.domain}.lock`);
+    this.coordination = coordinationAt(options.stateDir);
     this.lockTimeoutMs = options.lockTimeoutMs ?? 600_000;
   }
 
@@ -245,7 +240,8 @@ export class KeycloakAdmin {
           secret: spec.clientSecret,
           standardFlowEnabled: true,
           directAccessGrantsEnabled: true,
-          redirectUris: spec.redirectUris,
+          // Runs test with direct grants; no browser is ever sent back anywhere.
+          redirectUris: [],
           webOrigins: ["+"],
         },
       ],
@@ -415,7 +411,7 @@ export class KeycloakAdmin {
   }
 
   private write<T>(what: string, operation: (client: KcAdminClient) => Promise<T>): Promise<T> {
-    return withFileLock(this.lockFile, `the Keycloak write lock of ${this.domain}`, this.lockTimeoutMs, () => this.call(what, operation));
+    return this.coordination.withLock(`keycloak-${this.domain}`, { what: `the Keycloak write lock of ${this.domain}`, timeoutMs: this.lockTimeoutMs }, () => this.call(what, operation));
   }
 
   /** One login shared by concurrent calls; a new one only when the token is about to expire. */
@@ -460,137 +456,5 @@ function oauthError(text: string): string {
     return parts.length > 0 ? ` (${clip(parts.join(": "))})` : "";
   } catch {
     return "";
-  }
-}
-
-interface LockOwner {
-  pid: number;
-  host: string;
-  since: string;
-}
-
-// An empty lock file is one whose owner is between creating and writing it; if it stays empty this
-// long, the owner died in between.
-const EMPTY_LOCK_GRACE_MS = 10_000;
-
-/**
- * Runs body while holding an exclusive lock file that names its owner, shared by every process on
- * this state directory. A lock whose owner is a dead process on this host is taken over; a lock of
- * another host is waited for (its pid means nothing here) until the deadline, and the error names
- * the holder.
- */
-export async function withFileLock<T>(file: string, what: string, timeoutMs: number, body: () => Promise<T>): Promise<T> {
-  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  const me: LockOwner = { pid: process.pid, host: os.hostname(), since: "" };
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    me.since = new Date().toISOString();
-    if (await createLock(file, me)) break;
-    const holder = await readLock(file);
-    if (holder === "gone") continue;
-    if (holder === "abandoned" || (holder !== "being-written" && holder.host === me.host && !processAlive(holder.pid))) {
-      await takeOver(file, holder);
-      continue;
-    }
-    if (Date.now() >= deadline) throw new DeadlineError(what, timeoutMs, `${file} held by ${describeHolder(holder)}`);
-    await sleep(Math.min(100 + Math.random() * 200, Math.max(0, deadline - Date.now())));
-  }
-  try {
-    return await body();
-  } finally {
-    await releaseLock(file, me);
-  }
-}
-
-async function createLock(file: string, owner: LockOwner): Promise<boolean> {
-  let handle;
-  try {
-    handle = await open(file, "wx", 0o600);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "EEXIST") return false;
-    throw error;
-  }
-  try {
-    await handle.writeFile(JSON.stringify(owner));
-  } finally {
-    await handle.close();
-  }
-  return true;
-}
-
-async function readLock(file: string): Promise<LockOwner | "gone" | "being-written" | "abandoned"> {
-  let text: string;
-  let modified: number;
-  try {
-    [text, modified] = await Promise.all([readFile(file, "utf8"), stat(file).then((info) => info.mtimeMs)]);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return "gone";
-    throw error;
-  }
-  try {
-    const owner = JSON.parse(text) as LockOwner;
-    if (typeof owner.pid === "number" && typeof owner.host === "string") return owner;
-  } catch {
-    // Empty or half-written: see below.
-  }
-  return Date.now() - modified > EMPTY_LOCK_GRACE_MS ? "abandoned" : "being-written";
-}
-
-/**
- * Moves the dead owner's lock aside before deleting it, so two processes that both judged it dead
- * cannot delete each other's fresh lock: whoever renamed a lock that is no longer the dead one puts
- * it back. (If a third process locked in that instant, two writers overlap once; writes are retried
- * on the 500s that causes, so the cost is a retry, not a wrong result.)
- */
-async function takeOver(file: string, dead: LockOwner | "abandoned"): Promise<void> {
-  const aside = `${file}.stale-${process.pid}-${randomBytes(4).toString("hex")}`;
-  try {
-    await rename(file, aside);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
-    throw error;
-  }
-  try {
-    const moved = await readFile(aside, "utf8").catch(() => "");
-    const stillDead = dead === "abandoned" ? !isOwner(moved) : sameOwner(moved, dead);
-    if (!stillDead) await link(aside, file).catch(() => undefined);
-  } finally {
-    await rm(aside, { force: true });
-  }
-}
-
-async function releaseLock(file: string, me: LockOwner): Promise<void> {
-  const text = await readFile(file, "utf8").catch(() => "");
-  if (sameOwner(text, me)) await rm(file, { force: true });
-}
-
-function isOwner(text: string): boolean {
-  try {
-    return typeof (JSON.parse(text) as LockOwner).pid === "number";
-  } catch {
-    return false;
-  }
-}
-
-function sameOwner(text: string, owner: LockOwner): boolean {
-  try {
-    const parsed = JSON.parse(text) as LockOwner;
-    return parsed.pid === owner.pid && parsed.host === owner.host && parsed.since === owner.since;
-  } catch {
-    return false;
-  }
-}
-
-function describeHolder(holder: LockOwner | "being-written"): string {
-  return holder === "being-written" ? "a process that is just taking it" : `pid ${holder.pid} on ${holder.host} since ${holder.since}`;
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: the process exists, it is only someone else's.
-    return (error as NodeJS.ErrnoException).code === "EPERM";
   }
 }

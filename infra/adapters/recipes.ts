@@ -1,3 +1,6 @@
+import { existsSync } from "node:fs";
+import { mkdir, rename, rm } from "node:fs/promises";
+import * as path from "node:path";
 import { execa } from "execa";
 import { isVersion, parseVersion, sortVersions, RecipeVersion } from "../versions";
 
@@ -124,4 +127,86 @@ export async function gateInputsFor(recipeDir: string, candidates: readonly stri
     envSamples[version] = await envSampleAt(recipeDir, version);
   }
   return { notes, envSamples };
+}
+
+/** How git reaches a recipe's remote: credentials only ever from a file git's store helper reads. */
+export interface RemoteAccess {
+  /** Every fetch and clone is bounded by it. */
+  timeoutMs: number;
+  /** A git-credential-store file (`https://user:token@host` lines); its path is all that reaches argv. */
+  credentialsFile?: string;
+}
+
+/** Git's own options for a remote: no prompt (a private remote without credentials fails instead of waiting), the store file if given. */
+function remoteArgs(access: RemoteAccess): string[] {
+  return access.credentialsFile ? ["-c", "credential.helper=", "-c", `credential.helper=store --file=${access.credentialsFile}`] : [];
+}
+
+/**
+ * git talking to a remote, bounded by the deadline. git hands the transfer to a helper process
+ * (git-remote-http, ssh) that holds the output open, so at the deadline the whole process group ends.
+ */
+async function gitRemote(cwd: string, args: readonly string[], access: RemoteAccess, what: string): Promise<void> {
+  const child = execa("git", [...remoteArgs(access), ...args], {
+    cwd,
+    reject: false,
+    detached: true,
+    stdin: "ignore",
+    env: { GIT_TERMINAL_PROMPT: "0", GIT_ASKPASS: "/bin/false", SSH_ASKPASS: "/bin/false" },
+  });
+  let timedOut = false;
+  const deadline = setTimeout(() => {
+    timedOut = true;
+    try {
+      process.kill(-child.pid!, "SIGKILL");
+    } catch {
+      // It ended just now.
+    }
+  }, access.timeoutMs);
+  const result = await child.finally(() => clearTimeout(deadline));
+  if (timedOut) throw new RecipeError(cwd, `${what}: no answer within ${Math.round(access.timeoutMs / 1000)}s`);
+  if (result.exitCode !== 0) throw new RecipeError(cwd, `${what}: ${[result.stderr, result.stdout].filter(Boolean).join("\n").trim().split("\n").slice(-3).join(" ") || `git exited ${result.exitCode}`}`);
+}
+
+/**
+ * Makes `recipeDir` a checkout with all the branches and tags its remote has now: a clone of `source`
+ * when there is none yet, else a fetch from `source` (which becomes its origin) or, without one, from
+ * the origin it has. A first clone goes to a temporary directory and is renamed into place only once
+ * complete; a fetch moves refs only after their objects arrived. So a remote that fails or hangs
+ * half-way leaves the checkout as it was, never half-fetched.
+ */
+export async function syncCheckout(recipeDir: string, source: string | undefined, fallbackSource: string, access: RemoteAccess): Promise<{ outcome: "cloned" | "fetched"; remote: string }> {
+  for (const remote of [source, fallbackSource]) {
+    if (remote?.startsWith("-")) throw new RecipeError(recipeDir, `${JSON.stringify(remote)} is not a git remote`);
+  }
+  const parent = path.dirname(recipeDir);
+  await mkdir(parent, { recursive: true });
+  if (!existsSync(path.join(recipeDir, ".git"))) {
+    source ??= fallbackSource;
+    const partial = `${recipeDir}.partial-${process.pid}`;
+    await rm(partial, { recursive: true, force: true });
+    try {
+      await gitRemote(parent, ["clone", "-q", "--", source, partial], access, `clone ${source}`);
+      await rename(partial, recipeDir);
+    } finally {
+      await rm(partial, { recursive: true, force: true });
+    }
+    return { outcome: "cloned", remote: source };
+  }
+  if (source !== undefined) await gitRemote(recipeDir, ["remote", "set-url", "origin", source], { timeoutMs: 30_000 }, "set its remote");
+  const origin = source ?? (await git(recipeDir, ["remote", "get-url", "origin"])).trim();
+  await gitRemote(recipeDir, ["fetch", "-q", "--prune", "--prune-tags", "--force", "--tags", "origin", "+refs/heads/*:refs/remotes/origin/*"], access, `fetch ${origin}`);
+  return { outcome: "fetched", remote: origin };
+}
+
+/** Fetches `refspec` (e.g. refs/pull/7/head) from `remote` into the checkout, then returns whether `commit` is there. */
+export async function fetchCommit(recipeDir: string, remote: string, refspec: string, commit: string, access: RemoteAccess): Promise<boolean> {
+  if (remote.startsWith("-") || refspec.startsWith("-")) throw new RecipeError(recipeDir, `${JSON.stringify(remote)} ${JSON.stringify(refspec)} is not a remote and refspec`);
+  // git takes a glob only with a destination: the branches land in a namespace of their own, never over the checkout's.
+  const destined = refspec.includes("*") ? `+${refspec}:refs/warmstack/fetched/${refspec.replace(/^refs\//, "")}` : refspec;
+  await gitRemote(recipeDir, ["fetch", "-q", "--", remote, destined], access, `fetch ${refspec} from ${remote}`);
+  return resolveCommit(recipeDir, commit).then(
+    () => true,
+    () => false,
+  );
 }

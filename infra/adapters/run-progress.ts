@@ -2,17 +2,23 @@ import { appendFile, readFile } from "node:fs/promises";
 import { z } from "zod";
 
 /**
- * What a run's app has gone through so far — the lane it took, each deploy it started — appended to
- * a file beside the run as it happens. A failed `up` returns no outputs, and the results must still
- * say which lane ran and how many deploys it cost.
+ * What a run's app has gone through so far — the lane it took, each deploy it started, whose lease it
+ * waited for — appended to a file beside the run as it happens. A failed `up` returns no outputs, and
+ * the results must still say which lane ran and how many deploys it cost.
  */
-const eventSchema = z.union([z.object({ lane: z.enum(["cold", "quick"]) }).strict(), z.object({ deploy: z.string() }).strict()]);
+const eventSchema = z.union([
+  z.object({ lane: z.enum(["cold", "quick"]) }).strict(),
+  z.object({ deploy: z.string() }).strict(),
+  z.object({ leaseHeldBy: z.string() }).strict(),
+]);
 export type RunProgressEvent = z.infer<typeof eventSchema>;
 
 export interface RunProgress {
   /** The lane last entered (a quick run that falls back records the cold lane after it). */
   lane?: "cold" | "quick";
   deployAttempts: number;
+  /** The holder the quick lane found on the canonical's lease, when it had to wait. */
+  leaseHeldBy?: string;
 }
 
 export async function recordRunProgress(file: string | undefined, event: RunProgressEvent): Promise<void> {
@@ -35,6 +41,7 @@ export async function readRunProgress(file: string): Promise<RunProgress> {
     const event = eventSchema.safeParse(parsed);
     if (!event.success) continue;
     if ("lane" in event.data) progress.lane = event.data.lane;
+    else if ("leaseHeldBy" in event.data) progress.leaseHeldBy = event.data.leaseHeldBy;
     else progress.deployAttempts += 1;
   }
   return progress;

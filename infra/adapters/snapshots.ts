@@ -11,16 +11,21 @@
 // with the service. `docker run` would work only on the runner's own node.
 //
 // Store layout, per app key:
-//   /store/<app>/snap-<sha256>.tar    the snapshot: one top directory per volume, names sorted,
-//                                     numeric owners, modes, mtimes, symlinks and hard links kept
-//                                     (GNU format: no atimes, so unchanged content gives the same id)
-//   /store/<app>/snap-<sha256>.meta   takenAt and volume list of that tar (so reading the info does
-//                                     not have to read the whole tar)
-//   /store/<app>/current              symlink to the one valid snap-<sha256>.tar
-//   /store/<app>/.lock                flock: one helper per app at a time (on this node)
+//   /store/<app>/snap-<sha256>.tar          the snapshot: one top directory per volume, names sorted,
+//                                           numeric owners, modes, mtimes, symlinks and hard links
+//                                           kept (GNU format: no atimes, so unchanged content gives
+//                                           the same id)
+//   /store/<app>/snap-<sha256>.<take>.meta  takenAt, volume list and version of one take of that tar
+//                                           (so reading the info does not have to read the whole tar)
+//   /store/<app>/current                    symlink to the meta of the one valid take
+//   /store/<app>/.lock                      flock: one helper per app at a time (on this node)
 // A new snapshot is written beside the old one, synced, read back and hashed, and only then does
 // `current` switch (rename of a symlink, atomic); the old one is deleted after the switch. A kill at
-// any point leaves `current` naming a complete, verified tar.
+// any point leaves `current` naming a complete, verified tar and the version it was taken of. The meta
+// is named by the take, not only by the content: a promote whose data did not change (a static site)
+// gives the same tar, and a killed one must not have relabelled the known-good's snapshot already.
+// A store written before takes had names has `current` naming the tar and one snap-<sha256>.meta;
+// it is read as it is, and its next take moves it to this layout.
 //
 // Not kept: extended attributes and ACLs (keeping them needs the POSIX tar format, whose atime
 // records would make the id change on every read), and sub-second mtimes.
@@ -33,6 +38,8 @@ export interface SnapshotTarget {
   /** Store key of the app, e.g. the canonical's recipe or the warm app's name. */
   app: string;
   volumes: string[];
+  /** What the data is of (the version that left it), recorded with a new snapshot. */
+  version?: string;
   /** Swarm node ID of the node that holds the volumes; default: the node the docker CLI talks to. */
   node?: string;
 }
@@ -54,6 +61,10 @@ export interface SnapshotInfo {
   /** ISO time the snapshot was taken */
   takenAt: string;
   volumes: string[];
+  /** The version the snapshot's data is of, when it was recorded. */
+  version?: string;
+  /** A restore from it was cut off half-way: the volumes are half-written until it is restored again. */
+  restoreCutOff?: boolean;
 }
 
 /** A helper run that failed, timed out or vanished; carries what the operator needs to see why. */
@@ -97,6 +108,9 @@ function checkName(field: string, value: unknown, pattern: RegExp, problem: stri
 
 const checkApp = (value: unknown) =>
   checkName("app", value, APP_PATTERN, "is not a valid snapshot app key (lowercase letters, digits, '_' and '-', starting with a letter or digit)");
+// It reaches the helper's environment and a line of the snapshot's meta file: a version's characters only.
+const checkVersionLabel = (value: string | undefined) =>
+  value === undefined ? undefined : checkName("version", value, /^[0-9A-Za-z][0-9A-Za-z.+_-]{0,99}$/, "is not a version label (letters, digits, '.', '+', '_' and '-')");
 const checkVolume = (field: string, value: unknown) =>
   checkName(field, value, VOLUME_PATTERN, "is not a valid volume name (lowercase letters, digits, '_', '.' and '-', starting with a letter or digit)");
 
@@ -233,15 +247,30 @@ check_volumes() {
 }
 
 emit() {
-  local volumes_json
+  local volumes_json version version_json=""
   volumes_json=$(sed -n 's/^volume \(.*\)$/"\1"/p' "$4" | paste -sd , -)
-  printf '{"warmstack":"result","snapshot":{"id":"%s","bytes":%s,"takenAt":"%s","volumes":[%s]}}\n' "$1" "$2" "$3" "$volumes_json"
+  version=$(sed -n 's/^version //p' "$4")
+  [ -z "$version" ] || version_json=",\"version\":\"$version\""
+  [ ! -e "$app_dir/restoring" ] || version_json="$version_json,\"restoreCutOff\":true"
+  printf '{"warmstack":"result","snapshot":{"id":"%s","bytes":%s,"takenAt":"%s","volumes":[%s]%s}}\n' "$1" "$2" "$3" "$volumes_json" "$version_json"
+}
+
+# Sets tarball and meta to the files the current take names (either layout, see the top of the file).
+resolve_current() {
+  local target
+  target=$(readlink -- "$app_dir/current")
+  case "$target" in
+    snap-*.tar) tarball="$app_dir/$target"; meta="$app_dir/$(basename -- "$target" .tar).meta" ;;
+    snap-*.*.meta) tarball="$app_dir/$(echo "$target" | cut -d . -f 1).tar"; meta="$app_dir/$target" ;;
+    *) fail "the current snapshot of app $WS_APP names $target, which is no snapshot" ;;
+  esac
 }
 
 emit_current() {
   local id
-  id=$(readlink -- "$app_dir/current" | sed 's/^snap-//; s/\.tar$//')
-  emit "$id" "$(stat -c %s -- "$app_dir/snap-$id.tar")" "$(sed -n 's/^takenAt //p' "$app_dir/snap-$id.meta")" "$app_dir/snap-$id.meta"
+  resolve_current
+  id=$(basename -- "$tarball" .tar | sed 's/^snap-//')
+  emit "$id" "$(stat -c %s -- "$tarball")" "$(sed -n 's/^takenAt //p' "$meta")" "$meta"
 }
 `;
 
@@ -249,6 +278,7 @@ const TAKE_SCRIPT = SCRIPT_PRELUDE + String.raw`
 mkdir -p -- "$app_dir"
 lock_app -x
 check_volumes
+[ ! -e "$app_dir/restoring" ] || fail "a restore of app $WS_APP was cut off half-way: its volumes are half-written; restore them from the snapshot before taking a new one"
 # Leftovers of killed helpers; the lock says none of them is still writing.
 find "$app_dir" -maxdepth 1 -name '.partial-*' -delete
 
@@ -264,18 +294,19 @@ tar -tf "$partial.tar" >/dev/null || fail "the new snapshot of app $WS_APP does 
 id=$(sha256sum -- "$partial.tar" | cut -d ' ' -f 1)
 bytes=$(stat -c %s -- "$partial.tar")
 taken=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)
-{ printf 'takenAt %s\n' "$taken"; printf 'volume %s\n' $WS_VOLUMES; } >"$partial.meta"
+{ printf 'takenAt %s\n' "$taken"; printf 'volume %s\n' $WS_VOLUMES; [ -z "$WS_VERSION" ] || printf 'version %s\n' "$WS_VERSION"; } >"$partial.meta"
 sync -- "$partial.meta"
 
-mv -f -- "$partial.meta" "$app_dir/snap-$id.meta"
+take_meta="snap-$id.$WS_TOKEN.meta"
+mv -f -- "$partial.meta" "$app_dir/$take_meta"
 mv -f -- "$partial.tar" "$app_dir/snap-$id.tar"
-ln -sfn -- "snap-$id.tar" "$app_dir/current.tmp"
+ln -sfn -- "$take_meta" "$app_dir/current.tmp"
 sync -- "$app_dir"
 mv -fT -- "$app_dir/current.tmp" "$app_dir/current"
 sync -- "$app_dir"
 
-find "$app_dir" -maxdepth 1 -name 'snap-*' ! -name "snap-$id.tar" ! -name "snap-$id.meta" -delete
-emit "$id" "$bytes" "$taken" "$app_dir/snap-$id.meta"
+find "$app_dir" -maxdepth 1 -name 'snap-*' ! -name "snap-$id.tar" ! -name "$take_meta" -delete
+emit "$id" "$bytes" "$taken" "$app_dir/$take_meta"
 `;
 
 const RESTORE_SCRIPT = SCRIPT_PRELUDE + String.raw`
@@ -283,23 +314,27 @@ no_snapshot() { fail "there is no snapshot of app $WS_APP in store $WS_STORE on 
 [ -d "$app_dir" ] || no_snapshot
 lock_app -x
 [ -L "$app_dir/current" ] || no_snapshot
-snap=$(readlink -- "$app_dir/current")
-tarball="$app_dir/$snap"
+resolve_current
+snap=$(basename -- "$tarball")
 [ -f "$tarball" ] || fail "the current snapshot of app $WS_APP ($snap) is missing"
 # Check the tar before anything is deleted: a damaged snapshot must not replace good data.
 id=$(sha256sum -- "$tarball" | cut -d ' ' -f 1)
 [ "$snap" = "snap-$id.tar" ] || fail "the snapshot $snap of app $WS_APP is damaged: its content hashes to $id"
-meta="$app_dir/snap-$id.meta"
 for v in $WS_VOLUMES; do
   grep -qxF -- "volume $v" "$meta" || fail "the snapshot of app $WS_APP holds no volume $v (it holds: $(sed -n 's/^volume //p' "$meta" | paste -sd ' ' -))"
 done
 check_volumes
 
+# A restore cut off half-way leaves the volumes half-written: the mark says so until one completes.
+touch -- "$app_dir/restoring"
+sync -- "$app_dir"
 for v in $WS_VOLUMES; do
   find "/volumes/$v" -mindepth 1 -delete
   tar -C /volumes --numeric-owner -xpf "$tarball" -- "$v"
   sync -f -- "/volumes/$v"
 done
+rm -f -- "$app_dir/restoring"
+sync -- "$app_dir"
 emit_current
 `;
 
@@ -323,6 +358,8 @@ interface HelperRun {
   operation: "take" | "restore" | "info" | "delete";
   app: string;
   volumes: readonly string[];
+  /** For a take: what the data is of. */
+  version?: string;
   script: string;
 }
 
@@ -356,6 +393,8 @@ interface SnapshotResult {
   bytes: number;
   takenAt: string;
   volumes: string[];
+  version?: string;
+  restoreCutOff?: boolean;
 }
 
 function isGone(error: unknown): boolean {
@@ -399,6 +438,7 @@ async function runHelper(run: HelperRun, where: Resolved): Promise<SnapshotResul
     WS_TOKEN: token,
     WS_REQUESTED_MS: String(Date.now()),
     WS_LOCK_WAIT_S: String(Math.max(1, Math.floor(where.timeoutMs / 2000))),
+    WS_VERSION: run.version ?? "",
   };
   const args = [
     "service", "create",
@@ -474,31 +514,31 @@ async function runHelper(run: HelperRun, where: Resolved): Promise<SnapshotResul
 }
 
 function infoOf(app: string, result: SnapshotResult): SnapshotInfo {
-  return { app, id: result.id, bytes: result.bytes, takenAt: result.takenAt, volumes: result.volumes };
+  return { app, id: result.id, bytes: result.bytes, takenAt: result.takenAt, volumes: result.volumes, ...(result.version ? { version: result.version } : {}), ...(result.restoreCutOff ? { restoreCutOff: true } : {}) };
+}
+
+/** The helper's run over the app's volumes, which must exist and be used by no container. */
+async function overVolumes(operation: "take" | "restore", target: SnapshotTarget, options: SnapshotOptions): Promise<SnapshotInfo> {
+  const app = checkApp(target.app);
+  const what = operation === "take" ? "snapshot" : "restore";
+  const where = await locate(target.node, options, TAKE_TIMEOUT_MS);
+  const volumes = checkVolumes(target.volumes, where.store);
+  await requireVolumes(volumes, where);
+  await refuseIfInUse(`${what} app ${app}`, volumes, where);
+  const version = operation === "take" ? checkVersionLabel(target.version) : undefined;
+  const result = await runHelper({ operation, app, volumes, version, script: operation === "take" ? TAKE_SCRIPT : RESTORE_SCRIPT }, where);
+  if (!result) throw new Error(`the ${what} helper for app ${app} reported no snapshot`);
+  return infoOf(app, result);
 }
 
 /** Takes the one snapshot of the app's volumes, replacing the previous one atomically. */
-export async function takeSnapshot(target: SnapshotTarget, options: SnapshotOptions = {}): Promise<SnapshotInfo> {
-  const app = checkApp(target.app);
-  const where = await locate(target.node, options, TAKE_TIMEOUT_MS);
-  const volumes = checkVolumes(target.volumes, where.store);
-  await requireVolumes(volumes, where);
-  await refuseIfInUse(`snapshot app ${app}`, volumes, where);
-  const result = await runHelper({ operation: "take", app, volumes, script: TAKE_SCRIPT }, where);
-  if (!result) throw new Error(`the snapshot helper for app ${app} reported no snapshot`);
-  return infoOf(app, result);
+export function takeSnapshot(target: SnapshotTarget, options: SnapshotOptions = {}): Promise<SnapshotInfo> {
+  return overVolumes("take", target, options);
 }
 
 /** Makes the volumes exactly what the app's current snapshot holds (files added since are removed). */
-export async function restoreSnapshot(target: SnapshotTarget, options: SnapshotOptions = {}): Promise<SnapshotInfo> {
-  const app = checkApp(target.app);
-  const where = await locate(target.node, options, TAKE_TIMEOUT_MS);
-  const volumes = checkVolumes(target.volumes, where.store);
-  await requireVolumes(volumes, where);
-  await refuseIfInUse(`restore app ${app}`, volumes, where);
-  const result = await runHelper({ operation: "restore", app, volumes, script: RESTORE_SCRIPT }, where);
-  if (!result) throw new Error(`the restore helper for app ${app} reported no snapshot`);
-  return infoOf(app, result);
+export function restoreSnapshot(target: SnapshotTarget, options: SnapshotOptions = {}): Promise<SnapshotInfo> {
+  return overVolumes("restore", target, options);
 }
 
 export async function snapshotInfo(app: string, options: SnapshotOptions & { node?: string } = {}): Promise<SnapshotInfo | null> {

@@ -3,12 +3,13 @@ import { mkdir, mkdtemp, readFile, rm, stat, unlink, writeFile } from "node:fs/p
 import * as path from "node:path";
 import * as os from "node:os";
 import { isMap, isSeq, parseDocument, YAMLMap } from "yaml";
-import { assertDomain, assertRecipeName, secretName, stackNameForDomain } from "../naming";
+import { assertDomain, assertNodeName, assertRecipeName, PINNED_NODE_KEY, secretName, stackNameForDomain } from "../naming";
 import { isVersion } from "../versions";
 import { EnvFile, readEnvFile, writeEnvFile } from "./app-env";
 import { waitConverged } from "./convergence";
 import { AppRef, DeployOptions, DeployResult, Deployer, HealthSpec, NewAppOptions, NewAppResult } from "./deployer";
 import { HttpProbe, probeHttp, ProbeResult, waitUntil } from "./health";
+import { NodeGoneError, resolveNode } from "./nodes";
 import { exportTree, fileExistsAt, isCommitRef, readFileAt, releasedVersions } from "./recipes";
 import * as swarm from "./swarm";
 
@@ -45,8 +46,11 @@ function versionLabel(stack: string): string {
   return `coop-cloud.${stack}.version`;
 }
 
-/** Sets the version label on every service, as abra does, so the live swarm says what runs. */
-export function stampServices(composeText: string, stack: string, ref: string, dnsrr: boolean): string {
+/**
+ * Sets the version label on every service, as abra does, so the live swarm says what runs; places
+ * every service of an app pinned to a node on that node, where its volumes are.
+ */
+export function stampServices(composeText: string, stack: string, ref: string, dnsrr: boolean, node?: string): string {
   const document = parseDocument(composeText);
   const services = document.get("services");
   if (!isMap(services)) throw new Error("compose file has no services map");
@@ -75,13 +79,29 @@ export function stampServices(composeText: string, stack: string, ref: string, d
       deployMap.set("labels", document.createNode({ [label]: ref }));
     }
     if (dnsrr) deployMap.set("endpoint_mode", "dnsrr");
+    if (node !== undefined) pinPlacement(document, deployMap, assertNodeName(node));
   }
   return document.toString();
 }
 
-export class StackDeployer implements Deployer {
-  readonly kind = "stack" as const;
+function pinPlacement(document: ReturnType<typeof parseDocument>, deploy: YAMLMap, node: string): void {
+  let placement = deploy.get("placement");
+  if (!isMap(placement)) {
+    placement = new YAMLMap();
+    deploy.set("placement", placement);
+  }
+  const placementMap = placement as YAMLMap;
+  const constraint = `node.hostname == ${node}`;
+  const constraints = placementMap.get("constraints");
+  if (isSeq(constraints)) {
+    const present = constraints.items.some((entry) => String((entry as { value?: unknown }).value ?? entry) === constraint);
+    if (!present) constraints.add(constraint);
+  } else {
+    placementMap.set("constraints", document.createNode([constraint]));
+  }
+}
 
+export class StackDeployer implements Deployer {
   constructor(private readonly options: StackDeployerOptions) {}
 
   envPath(domain: string): string {
@@ -207,13 +227,37 @@ export class StackDeployer implements Deployer {
       if (!COMPOSE_FILE_NAME.test(name)) throw new Error(`COMPOSE_FILE names "${name}", which is not a compose file name`);
       if (!(await fileExistsAt(recipeDir, ref, name))) throw new Error(`${name} (from COMPOSE_FILE) is not in the recipe at ${ref}`);
       const file = path.join(work, name);
-      await writeFile(file, stampServices(await readFile(file, "utf8"), stack, ref, this.options.dnsrrEndpoints ?? false));
+      await writeFile(file, stampServices(await readFile(file, "utf8"), stack, ref, this.options.dnsrrEndpoints ?? false, env.get(PINNED_NODE_KEY)));
     }
     return names;
   }
 
+  /**
+   * The daemon that sees the app's containers and volumes: its pinned node's, when that is not this
+   * CLI's; null when that node has left the swarm, taking them with it.
+   */
+  private async nodeHost(app: AppRef): Promise<string | undefined | null> {
+    const node = await this.pinnedNode(app);
+    if (node === undefined) return undefined;
+    try {
+      return (await resolveNode(node)).dockerHost;
+    } catch (error) {
+      if (error instanceof NodeGoneError) return null;
+      throw error;
+    }
+  }
+
+  private async nodeContainers(stack: string, host: string | undefined | null): Promise<string[]> {
+    return host === null ? [] : swarm.stackContainers(stack, host);
+  }
+
+  private async nodeVolumes(stack: string, host: string | undefined | null): Promise<string[]> {
+    return host === null ? [] : swarm.stackVolumes(stack, host);
+  }
+
   async undeploy(app: AppRef, options: { timeoutMs?: number } = {}): Promise<void> {
     const stack = stackNameForDomain(app.domain);
+    const host = await this.nodeHost(app);
     if ((await swarm.stackServices(stack)).length > 0) await swarm.removeStack(stack);
     // `docker stack rm` returns before Swarm has removed tasks and networks; a snapshot or a
     // redeploy started now would race them ("network <stack>_default not found").
@@ -222,7 +266,7 @@ export class StackDeployer implements Deployer {
       async () => {
         const [services, containers, networks] = await Promise.all([
           swarm.stackServices(stack),
-          swarm.stackContainers(stack),
+          this.nodeContainers(stack, host),
           swarm.stackNetworks(stack),
         ]);
         if (services.length + containers.length + networks.length === 0) return { done: true, value: undefined };
@@ -234,11 +278,12 @@ export class StackDeployer implements Deployer {
 
   async remove(app: AppRef, options: { volumes: boolean }): Promise<void> {
     const stack = stackNameForDomain(app.domain);
-    if ((await swarm.stackServices(stack)).length > 0 || (await swarm.stackContainers(stack)).length > 0) {
+    const host = await this.nodeHost(app);
+    if ((await swarm.stackServices(stack)).length > 0 || (await this.nodeContainers(stack, host)).length > 0) {
       throw new AppStateError(app.domain, "is still deployed: undeploy it first");
     }
     if (options.volumes) {
-      for (const volume of await swarm.stackVolumes(stack)) await swarm.removeVolume(volume);
+      for (const volume of await this.nodeVolumes(stack, host)) await swarm.removeVolume(volume, host ?? undefined);
     }
     await this.removeSecrets(app.domain);
     await unlink(this.envPath(app.domain)).catch((error: NodeJS.ErrnoException) => {
@@ -292,6 +337,21 @@ export class StackDeployer implements Deployer {
   }
 
   async volumes(app: AppRef): Promise<string[]> {
-    return swarm.stackVolumes(stackNameForDomain(app.domain));
+    return this.nodeVolumes(stackNameForDomain(app.domain), await this.nodeHost(app));
+  }
+
+  async removeVolume(app: AppRef, volume: string): Promise<void> {
+    const host = await this.nodeHost(app);
+    if (host !== null) await swarm.removeVolume(volume, host);
+  }
+
+  async pinnedNode(app: AppRef): Promise<string | undefined> {
+    return (await this.appEnv(app))?.[PINNED_NODE_KEY] || undefined;
+  }
+
+  async pinToNode(app: AppRef, node: string): Promise<void> {
+    const env = await this.readEnv(app);
+    env.set(PINNED_NODE_KEY, assertNodeName(node));
+    await writeEnvFile(this.envPath(app.domain), env);
   }
 }

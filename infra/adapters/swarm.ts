@@ -17,6 +17,8 @@ export class DockerError extends Error {
 
 export interface DockerCallOptions {
   input?: string;
+  /** Another daemon than the CLI's own (`-H`): a swarm node's, for what only that node sees (its containers and volumes). */
+  host?: string;
   /** Replaces the environment (plus PATH, HOME and DOCKER_*): stack deploy interpolates from it. */
   env?: Record<string, string>;
   cwd?: string;
@@ -38,7 +40,7 @@ function passthroughEnv(): Record<string, string> {
 }
 
 export async function docker(args: readonly string[], options: DockerCallOptions = {}): Promise<string> {
-  const result = await execa(dockerBinary(), args, {
+  const result = await execa(dockerBinary(), options.host === undefined ? args : ["-H", options.host, ...args], {
     input: options.input,
     cwd: options.cwd,
     env: options.env ? { ...passthroughEnv(), ...options.env } : undefined,
@@ -174,21 +176,23 @@ export async function restartService(serviceId: string): Promise<void> {
   await docker(["service", "update", "--force", "--detach=true", serviceId]);
 }
 
-export async function stackContainers(stack: string): Promise<string[]> {
-  return lines(await docker(["ps", "-aq", "--no-trunc", "--filter", `label=${STACK_LABEL}=${stack}`]));
+/** A stack's containers on one node: this CLI's own, or the daemon at `host`. */
+export async function stackContainers(stack: string, host?: string): Promise<string[]> {
+  return lines(await docker(["ps", "-aq", "--no-trunc", "--filter", `label=${STACK_LABEL}=${stack}`], { host }));
 }
 
 export async function stackNetworks(stack: string): Promise<string[]> {
   return lines(await docker(["network", "ls", "-q", "--filter", `label=${STACK_LABEL}=${stack}`]));
 }
 
-export async function stackVolumes(stack: string): Promise<string[]> {
-  return lines(await docker(["volume", "ls", "-q", "--filter", `label=${STACK_LABEL}=${stack}`]));
+/** Volumes are node-local: a stack's on this CLI's node, or on the daemon at `host`. */
+export async function stackVolumes(stack: string, host?: string): Promise<string[]> {
+  return lines(await docker(["volume", "ls", "-q", "--filter", `label=${STACK_LABEL}=${stack}`], { host }));
 }
 
-export async function volumeExists(name: string): Promise<boolean> {
+export async function volumeExists(name: string, host?: string): Promise<boolean> {
   try {
-    await docker(["volume", "inspect", name]);
+    await docker(["volume", "inspect", name], { host });
     return true;
   } catch (error) {
     if (error instanceof DockerError && /no such volume/i.test(error.stderr)) return false;
@@ -196,8 +200,8 @@ export async function volumeExists(name: string): Promise<boolean> {
   }
 }
 
-export async function removeVolume(name: string): Promise<void> {
-  await docker(["volume", "rm", name]);
+export async function removeVolume(name: string, host?: string): Promise<void> {
+  await docker(["volume", "rm", name], { host });
 }
 
 export async function createSecret(name: string, value: string, labels: Record<string, string>): Promise<void> {

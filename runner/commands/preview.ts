@@ -1,11 +1,12 @@
 import { Command } from "commander";
-import { warmAction } from "../warm-run";
+import type { RunnerContext } from "../context";
+import { defineWarmCommand } from "../warm-options";
 
-export function registerPreview(program: Command): void {
-  program
-    .command("preview")
-    .description("show the warm stack's gated upgrade plan, and what is held and why (`pulumi preview -s warm`)")
-    .option("--json", "print a machine-readable summary on stdout")
-    .option("--retry <apps...>", "plan as if the failed upgrades of these warm apps were to be tried again")
-    .action(warmAction("preview"));
+/** `warmstack preview`: the warm stack's gated upgrade plan, deploying nothing. */
+export function registerPreview(program: Command, contextOf: () => RunnerContext): void {
+  defineWarmCommand(program, contextOf, "preview", {
+    description: "show the warm stack's gated upgrade plan, and what is held and why (`pulumi preview -s warm`)",
+    retry: "plan as if the failed upgrades of these warm apps were to be tried again",
+    examples: ["warmstack preview", "warmstack preview --json | jq .holds"],
+  });
 }

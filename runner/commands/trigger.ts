@@ -1,27 +1,25 @@
 import { Command } from "commander";
+import { z } from "zod";
+import type { RunnerContext } from "../context";
+import { UsageError } from "../context";
+import { defineCommand, option } from "../options";
+import { runAndReport, runOptions, runRequestOf } from "../run-options";
 import { parseTrigger, TRIGGER_FORMS } from "../trigger";
-import { addRunOptions, RunCliOptions, runFromCli } from "./run";
 
 /**
  * `warmstack trigger --comment TEXT`: a PR comment starts a run only when it is exactly one of the
  * accepted forms; anything else is refused with the reason, and nothing runs.
  */
-export class TriggerRefused extends Error {
-  constructor(reason: string) {
-    super(`--comment refused: ${reason}`);
-    this.name = "TriggerRefused";
-  }
-}
-
-export function registerTrigger(program: Command): void {
-  addRunOptions(
-    program
-      .command("trigger")
-      .description(`start the run a PR comment asks for: exactly \`${TRIGGER_FORMS.cold}\` (cold) or \`${TRIGGER_FORMS.quick}\``)
-      .requiredOption("--comment <text>", "the PR comment, as written"),
-  ).action(async (options: RunCliOptions & { comment: string }) => {
-    const decision = parseTrigger(options.comment);
-    if (!decision.accepted) throw new TriggerRefused(decision.reason);
-    await runFromCli(options, decision.mode === "quick");
+export function registerTrigger(program: Command, contextOf: () => RunnerContext): void {
+  defineCommand(program, contextOf, {
+    name: "trigger",
+    description: `start the run a PR comment asks for: exactly \`${TRIGGER_FORMS.cold}\` (cold) or \`${TRIGGER_FORMS.quick}\``,
+    options: { comment: option({ schema: z.string(), argument: "<text>", description: "the PR comment, as written" }), ...runOptions },
+    examples: [`warmstack trigger --comment '${TRIGGER_FORMS.quick}' --recipe sso-app --ref 3f2c1ab --pr 42`],
+    action: async (options, context) => {
+      const decision = parseTrigger(options.comment);
+      if (!decision.accepted) throw new UsageError(`--comment refused: ${decision.reason}`);
+      await runAndReport(context, runRequestOf(options, decision.mode === "quick"), options.json);
+    },
   });
 }

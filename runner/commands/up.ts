@@ -1,11 +1,12 @@
 import { Command } from "commander";
-import { warmAction } from "../warm-run";
+import type { RunnerContext } from "../context";
+import { defineWarmCommand } from "../warm-options";
 
-export function registerUp(program: Command): void {
-  program
-    .command("up")
-    .description("move the warm stack's apps to their newest safe versions (the same as `pulumi up -s warm`)")
-    .option("--json", "print a machine-readable summary on stdout")
-    .option("--retry <apps...>", "try again an upgrade of these warm apps (keycloak, traefik) that failed and was rolled back")
-    .action(warmAction("up"));
+/** `warmstack up`: the same as `pulumi up -s warm`, with the gate's holds and rollbacks reported. */
+export function registerUp(program: Command, contextOf: () => RunnerContext): void {
+  defineWarmCommand(program, contextOf, "up", {
+    description: "move the warm stack's apps to their newest safe versions (the same as `pulumi up -s warm`)",
+    retry: "try again an upgrade of these warm apps (keycloak, traefik) that failed and was rolled back",
+    examples: ["warmstack up", "warmstack up --retry keycloak --json"],
+  });
 }

@@ -12,6 +12,7 @@ BED_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 PULUMI_VERSION="3.274.1"
 TRAEFIK_VERSION="3.6.12"
 KEYCLOAK_VERSIONS=(26.5.6 26.7.3)
+GITEA_VERSION="1.27.3"
 
 export PATH="$BED_BIN:$PATH"
 mkdir -p "$BED_CACHE" "$BED_BIN" "$BED_LOGS"
@@ -22,32 +23,43 @@ log() { printf '[bed %4ss] %s\n' "$(( $(date +%s) - bed_started_at ))" "$*"; }
 
 die() { printf '[bed] error: %s\n' "$*" >&2; exit 1; }
 
-# Runs one named step and reports its elapsed time; a failing step stops the set-up.
-run_step() {
+# Runs one named step in a subshell and reports its elapsed time; returns the step's status.
+# A subshell outside any && / || list, so that errexit stays in force inside the step.
+timed_step() {
   local name=$1; shift
-  local t0; t0=$(date +%s)
+  local t0 status; t0=$(date +%s)
   log "step $name: start"
-  # A subshell outside any && / || list, so that errexit stays in force inside the step.
   set +e
   ( set -e; "$@" )
-  local status=$?
+  status=$?
   set -e
-  (( status == 0 )) || die "step $name failed (log files in $BED_LOGS)"
   log "step $name: done in $(( $(date +%s) - t0 ))s"
+  return "$status"
 }
 
-# Polls a command until it succeeds or the deadline passes; on timeout the last output is shown.
-wait_for() {
+# A failing step stops the set-up.
+run_step() {
+  local name=$1
+  timed_step "$@" || die "step $name failed (log files in $BED_LOGS)"
+}
+
+# Polls a command until it succeeds or the deadline passes; at the deadline it returns 1 and leaves
+# what it waited for and the last output in $poll_failure.
+poll_until() {
   local what=$1 seconds=$2; shift 2
   local deadline=$(( $(date +%s) + seconds )) out=""
   while true; do
     if out=$("$@" 2>&1); then return 0; fi
     if (( $(date +%s) >= deadline )); then
-      die "timed out after ${seconds}s waiting for $what; last state: ${out:-<no output>}"
+      poll_failure="${seconds}s waiting for $what; last state: ${out:-<no output>}"
+      return 1
     fi
     sleep 1
   done
 }
+
+# On timeout the set-up stops, showing the last output.
+wait_for() { poll_until "$@" || die "timed out after $poll_failure"; }
 
 # Hash of the given files and directories' contents, to key cached artifacts on their sources.
 source_hash() {

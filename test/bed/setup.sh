@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up the real test bed from nothing: Docker Engine + swarm, Pulumi CLI and the bed's language
-# host, Traefik, Keycloak images, the fixture-app image and the fixture recipe repositories.
+# host, Traefik, Keycloak images, the fixture-app image, the fixture recipe repositories, a Gitea
+# serving them, a PostgreSQL on loopback, and Debian's Nix tools for the checks of nix/.
 # Idempotent and resumable: every step checks the cache first, so a warm run takes seconds.
 #   test/bed/setup.sh            all steps
 #   test/bed/setup.sh STEP...    only these steps (names as printed)
@@ -10,9 +11,9 @@ for step_file in "$(dirname "$0")"/steps/*.sh; do source "$step_file"; done
 
 # The Go builds are CPU-bound and the image steps mostly download: by default the builds run in
 # the background while the image steps go on, and the steps that need both wait for them.
-BUILD_STEPS=(pulumi_cli language_host traefik_binary)
-IMAGE_STEPS=(docker_engine base_image keycloak fixture_app recipes)
-FINAL_STEPS=(traefik proxy describe)
+BUILD_STEPS=(pulumi_cli language_host traefik_binary gitea_binary)
+IMAGE_STEPS=(docker_engine nix postgres base_image keycloak fixture_app recipes)
+FINAL_STEPS=(traefik proxy gitea describe)
 ALL_STEPS=("${BUILD_STEPS[@]}" "${IMAGE_STEPS[@]}" "${FINAL_STEPS[@]}")
 
 run_steps() { local step; for step in "$@"; do run_step "$step" "step_$step"; done; }

@@ -1,13 +1,18 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { rm, writeFile } from "node:fs/promises";
 import { execa } from "execa";
-import { Lease, leaseFile, readLease, releaseLease, tryTakeLease } from "../../infra/adapters/leases";
+import { FileCoordination, Lease } from "../../infra/adapters/coordination";
 import { restoreSnapshot } from "../../infra/adapters/snapshots";
+import { localNode } from "../../infra/adapters/nodes";
 import * as swarm from "../../infra/adapters/swarm";
-import { leasedCanonicalOf } from "../../runner/run-context";
-import { CanonicalStackFixture, Enrolment, helpersOf, HELPER_IMAGE, removeVolumeEventually, storeState, treeHash, withVolumes } from "../support/canonical-stack";
+import { waitUntil } from "../../infra/adapters/health";
+import { processesMarked } from "../../runner/processes";
+import { stackLocks } from "../../runner/stack-locks";
+import type { RunnerSettings } from "../../runner/workspace";
+import { leasedCanonicalOf } from "../../runner/warm-context";
+import { assertOneSnapshot, CanonicalStackFixture, Enrolment, helpersOf, removeVolumeEventually, storeState, takeHelperWriting, treeHash, withVolumes } from "../support/canonical-stack";
 import { viaProxy } from "../support/http";
 
 /**
@@ -75,15 +80,8 @@ after(async () => {
 });
 
 /** Processes started for this project's backend (the CLI, language host and provider inherit its environment). */
-async function processesOf(fixture: CanonicalStackFixture): Promise<number[]> {
-  const marker = `PULUMI_BACKEND_URL=${fixture.project.backendUrl}\0`;
-  const pids: number[] = [];
-  for (const entry of await readdir("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    const environ = await readFile(`/proc/${entry}/environ`, "utf8").catch(() => "");
-    if (`${environ}\0`.includes(marker)) pids.push(Number(entry));
-  }
-  return pids;
+function processesOf(fixture: CanonicalStackFixture): Promise<number[]> {
+  return processesMarked(`PULUMI_BACKEND_URL=${fixture.project.backendUrl}`);
 }
 
 describe("canonicals on the bed", { concurrency: true }, () => {
@@ -112,18 +110,20 @@ describe("canonicals on the bed", { concurrency: true }, () => {
       assert.ok(state.snapshotBytes > 100_000, `the snapshot holds the data (${state.snapshotBytes} bytes)`);
       assert.ok(Math.abs(Date.parse(state.seededAt) - Date.now()) < 300_000, state.seededAt);
       const outputs = (await fixture.outputs()).canonicals as Record<string, unknown>;
-      assert.deepEqual(outputs[recipe], { knownGood: V100, domain, snapshotId: state.snapshotId, snapshotBytes: state.snapshotBytes, seededAt: state.seededAt });
+      const thisNode = (await localNode()).hostname;
+      assert.deepEqual(outputs[recipe], { knownGood: V100, domain, snapshotId: state.snapshotId, snapshotBytes: state.snapshotBytes, seededAt: state.seededAt, node: thisNode });
 
       assert.ok(await isIdle(fixture, recipe), "undeployed after seeding");
       assert.deepEqual(await fixture.deployer().volumes(fixture.app(recipe)), [volume]);
       assert.equal(await treeHash([volume]), prefilled, "Swarm reattached the existing volume and nothing in it changed");
       const store = await storeState(fixture.snapshotStore, fixture.snapshotKey(recipe));
-      assert.deepEqual(store.entries, [".lock", "current", `snap-${state.snapshotId}.meta`, `snap-${state.snapshotId}.tar`]);
+      assertOneSnapshot(store.entries, state.snapshotId);
       assert.equal(store.sha, state.snapshotId, "the current snapshot's content hashes to its id");
       assert.equal(store.takenAt, state.seededAt);
       const env = await fixture.deployer().appEnv(fixture.app(recipe));
       assert.equal(env?.TYPE, `${recipe}:${V100}`);
       assert.equal(env?.WARMSTACK_OWNER, "warmstack/warm");
+      assert.equal(env?.WARMSTACK_NODE, thisNode, "pinned to the node its volume is on: the runner's own");
     });
 
     it("an up with nothing to do deploys nothing and keeps the snapshot", async () => {
@@ -179,7 +179,7 @@ describe("canonicals on the bed", { concurrency: true }, () => {
       assert.ok(Date.parse(state!.seededAt) > Date.parse(before!.seededAt), "a new snapshot was taken");
       assert.equal(await fixture.configuredKnownGood(recipe), V101);
       const store = await storeState(fixture.snapshotStore, fixture.snapshotKey(recipe));
-      assert.deepEqual(store.entries, [".lock", "current", `snap-${state!.snapshotId}.meta`, `snap-${state!.snapshotId}.tar`], "exactly one snapshot");
+      assertOneSnapshot(store.entries, state!.snapshotId, "exactly one snapshot");
       assert.equal(store.sha, state!.snapshotId);
       assert.equal(store.takenAt, state!.seededAt, "the current snapshot is the new one");
       assert.equal(await fixture.deployer().envVersion(fixture.app(recipe)), V101);
@@ -278,18 +278,18 @@ describe("canonicals on the bed", { concurrency: true }, () => {
       const holder = "run-custom-html-a1b2c3";
       const borrowed = leasedCanonicalOf(state as unknown as Record<string, unknown>);
       assert.ok(borrowed, "the seeded canonical's state is what a quick run borrows");
-      assert.equal((await tryTakeLease(fixture.project.stateDir, recipe, holder, borrowed)).taken, true);
+      assert.equal((await new FileCoordination(fixture.project.stateDir).tryTakeLease(recipe, holder, borrowed)).taken, true);
       const leased = await status();
       assert.equal(leased.canonicals[0]!.state, "leased");
       assert.equal((leased.canonicals[0]!.lease as Lease).stack, holder);
       const text = await fixture.runner(["status"]);
       assert.match(String(text.stdout), new RegExp(`custom-html \\(${fixture.app(recipe).domain.replace(/\./g, "\\.")}\\): known-good 1\\.0\\.1\\+1\\.0, snapshot \\d+(\\.\\d)? KiB taken \\d+[smh] ago \\([0-9a-f]{12}\\), leased`));
       // A lease the adapter cannot read still counts as held: a quick run may be using the canonical.
-      await writeFile(leaseFile(fixture.project.stateDir, recipe), "{half a lease");
+      await writeFile(new FileCoordination(fixture.project.stateDir).leaseFile(recipe), "{half a lease");
       const unreadable = await status();
       assert.equal(unreadable.canonicals[0]!.state, "leased");
       assert.match(String(unreadable.canonicals[0]!.lease), /^unreadable lease: .* is not JSON/);
-      await rm(leaseFile(fixture.project.stateDir, recipe));
+      await rm(new FileCoordination(fixture.project.stateDir).leaseFile(recipe));
     });
   });
 
@@ -308,12 +308,6 @@ describe("canonicals on the bed", { concurrency: true }, () => {
 
       await fixture.enrol([{ recipe, tags: [], knownGood: V101 }]);
       const key = fixture.snapshotKey(recipe);
-      // Watches the store from inside a container, so the kill follows the first partial write closely.
-      const partialSeen = swarm.docker(
-        ["run", "--rm", "-v", `${fixture.snapshotStore}:/store:ro`, "-e", `KEY=${key}`, HELPER_IMAGE, "bash", "-c",
-          'until ls -A "/store/$KEY" | grep -q "^\\.partial-.*\\.tar$"; do sleep 0.05; done'],
-        { timeoutMs: 300_000 },
-      );
       // Its own process group, as a runner runs the engine: the CLI, language host and provider die together.
       const up = execa("pulumi", ["up", "-s", "warm", "--yes", "--skip-preview", "--non-interactive"], {
         cwd: fixture.project.dir,
@@ -322,7 +316,9 @@ describe("canonicals on the bed", { concurrency: true }, () => {
         reject: false,
         all: true,
       });
-      await partialSeen;
+      // Frozen while it writes the new tar, so the kill lands mid-write however loaded the machine is.
+      const helper = await takeHelperWriting(key);
+      await swarm.docker(["pause", helper.container]);
       // Pulumi starts the language host and the dynamic provider in process groups of their own: a
       // crash of the runner is the end of every process of this run, not only of the CLI's group.
       const engine = await processesOf(fixture);
@@ -339,7 +335,9 @@ describe("canonicals on the bed", { concurrency: true }, () => {
       // The helper is a swarm service and outlives the runner; a crash of the node takes it down too,
       // mid-write: the case the atomic switch of `current` exists for.
       const helpers = await helpersOf(key, "take");
-      assert.equal(helpers.length, 1, "the kill landed during the snapshot step");
+      assert.deepEqual(helpers, [helper.name], "the kill landed during the snapshot step");
+      await swarm.docker(["unpause", helper.container]);
+      await swarm.docker(["kill", helper.container]);
       await swarm.docker(["service", "rm", ...helpers]);
 
       const afterKill = await storeState(fixture.snapshotStore, key);
@@ -348,7 +346,7 @@ describe("canonicals on the bed", { concurrency: true }, () => {
       assert.equal(afterKill.takenAt, previousStore.takenAt);
       assert.ok(afterKill.entries.some((entry) => entry.startsWith(".partial-")), `the new snapshot was cut off mid-write: ${afterKill.entries.join(" ")}`);
       assert.deepEqual(await processesOf(fixture), [], "no engine process outlived the kill");
-      assert.equal((await readLease(fixture.project.stateDir, recipe))?.stack, "warm", "the killed up's hold on the canonical is left behind");
+      assert.equal((await new FileCoordination(fixture.project.stateDir).readLease(recipe))?.stack, "warm", "the killed up's hold on the canonical is left behind");
 
       const locked = await fixture.up();
       assert.notEqual(locked.exitCode, 0);
@@ -362,13 +360,13 @@ describe("canonicals on the bed", { concurrency: true }, () => {
       assert.equal(state?.knownGood, V101);
       assert.ok(Date.parse(state!.seededAt) > Date.parse(previous!.seededAt));
       const store = await storeState(fixture.snapshotStore, key);
-      assert.deepEqual(store.entries, [".lock", "current", `snap-${state!.snapshotId}.meta`, `snap-${state!.snapshotId}.tar`], "leftovers are gone");
+      assertOneSnapshot(store.entries, state!.snapshotId, "leftovers are gone");
       assert.equal(store.sha, state!.snapshotId);
       assert.equal(store.takenAt, state!.seededAt);
       assert.equal(await treeHash([volume]), prefilled);
       assert.equal(await fixture.deployer().envVersion(fixture.app(recipe)), V101);
       assert.ok(await isIdle(fixture, recipe));
-      assert.equal(await readLease(fixture.project.stateDir, recipe), null, "the next up adopted the left hold and gave it back");
+      assert.equal(await new FileCoordination(fixture.project.stateDir).readLease(recipe), null, "the next up adopted the left hold and gave it back");
     });
   });
 
@@ -389,33 +387,66 @@ describe("canonicals on the bed", { concurrency: true }, () => {
       assert.equal(up.exitCode, 0, up.output);
     });
 
-    it("a promote queues on the warm stack's lock and gives up at its deadline, naming the lock and changing nothing", async () => {
+    /**
+     * A real operation holding the warm stack's lock for as long as the test wants: a plain up that
+     * promotes `recipe` while the test holds its lease as a quick run would, so the up waits inside
+     * the Canonical's update with the stack locked.
+     */
+    async function blockedUp(recipe: string, to: string) {
+      const holder = "run-custom-html-b10c6d";
+      const borrowed = leasedCanonicalOf((await fixture.canonical(recipe)) as unknown as Record<string, unknown>);
+      assert.ok(borrowed);
+      assert.equal((await new FileCoordination(fixture.project.stateDir).tryTakeLease(recipe, holder, borrowed)).taken, true);
+      await fixture.setConfig("leaseWaitSeconds", "900");
+      await fixture.setKnownGood(recipe, to);
+      const done = fixture.up();
+      const lock = await waitUntil(
+        "the blocked up to hold the warm stack's lock",
+        async () => {
+          const live = (await stackLocks({ backendUrl: fixture.project.backendUrl } as RunnerSettings, "warm")).find((entry) => entry.owner === "live");
+          return live ? { done: true, value: live } : { done: false, state: "no live lock yet" };
+        },
+        { timeoutMs: 300_000, intervalMs: 500 },
+      );
+      return { lock, done, release: () => new FileCoordination(fixture.project.stateDir).releaseLease(recipe, holder) };
+    }
+
+    it("a promote queues on the warm stack's lock and gives up at its deadline, naming the owner and changing nothing", async () => {
       const ssoBefore = await fixture.canonical("sso-app");
-      const first = fixture.runner(["promote", "--recipe", "custom-html", "--version", V101, "--json"]);
-      const deadline = Date.now() + 120_000;
-      while ((await swarm.stackServices(fixture.stack("custom-html"))).length === 0) {
-        assert.ok(Date.now() < deadline, "the first promote's up did not deploy the canonical within 120s");
-        await new Promise((resolve) => setTimeout(resolve, 200));
+      const blocker = await blockedUp("custom-html", V101);
+      try {
+        const second = await promote(fixture, "sso-app", V110, ["--lock-timeout", "3"]);
+        assert.equal(second.exitCode, 1, second.stderr);
+        assert.match(second.result.error ?? "", new RegExp(`the warm stack stayed locked for more than 3s by pid ${blocker.lock.pid} on \\S+`));
+        assert.equal(await fixture.configuredKnownGood("sso-app"), V100, "its config is put back");
+      } finally {
+        await blocker.release();
+        await blocker.done;
       }
-      const started = Date.now();
-      const second = await promote(fixture, "sso-app", V110, ["--lock-timeout", "3"]);
-      assert.equal(second.exitCode, 1, second.stderr);
-      assert.match(second.result.error ?? "", /the warm stack stayed locked for more than 3s \(.*currently locked.*\)/);
-      assert.ok(Date.now() - started < 60_000, "bounded by its deadline");
-      assert.equal(await fixture.configuredKnownGood("sso-app"), V100, "its config is put back");
-      const firstResult = await first;
-      assert.equal(firstResult.exitCode, 0, String(firstResult.stderr));
+      const landed = await blocker.done;
+      assert.equal(landed.exitCode, 0, landed.output);
       assert.equal((await fixture.canonical("custom-html"))?.knownGood, V101);
       assert.deepEqual(await fixture.canonical("sso-app"), ssoBefore);
     });
 
-    it("concurrent promotes of two recipes both land, one after the other", async () => {
-      const runs = await Promise.all([
-        fixture.runner(["promote", "--recipe", "custom-html", "--version", V110]),
-        fixture.runner(["promote", "--recipe", "sso-app", "--version", V110]),
-      ]);
-      for (const run of runs) assert.equal(run.exitCode, 0, String(run.stderr));
-      assert.ok(runs.some((run) => /locked by another operation; waiting/.test(String(run.stderr))), "one of them queued on the lock");
+    it("concurrent promotes queue behind a running operation, then both land, one after the other", async () => {
+      const blocker = await blockedUp("custom-html", V110);
+      const runs = [fixture.runner(["promote", "--recipe", "custom-html", "--version", V110]), fixture.runner(["promote", "--recipe", "sso-app", "--version", V110])];
+      const said = runs.map(() => "");
+      runs.forEach((run, index) => run.all?.on("data", (chunk: Buffer) => (said[index] += chunk.toString())));
+      try {
+        await waitUntil(
+          "the promotes to queue: one on the canonical's lease, one on the warm stack's lock",
+          async () => (/is lent to run-custom-html-b10c6d; waiting/.test(said[0]!) && /the warm stack is locked by pid \d+ .*; waiting for it/.test(said[1]!) ? { done: true, value: undefined } : { done: false, state: said.map((text) => text.trim().split("\n").at(-1) ?? "").join(" | ") }),
+          { timeoutMs: 300_000, intervalMs: 500 },
+        );
+      } finally {
+        await blocker.release();
+        // Whatever happened above, the next test must not find the stack still locked by it.
+        await blocker.done;
+      }
+      assert.equal((await blocker.done).exitCode, 0);
+      for (const run of await Promise.all(runs)) assert.equal(run.exitCode, 0, String(run.all));
       for (const recipe of ["custom-html", "sso-app"]) {
         assert.equal((await fixture.canonical(recipe))?.knownGood, V110, recipe);
         assert.equal(await fixture.configuredKnownGood(recipe), V110, recipe);
@@ -484,12 +515,12 @@ describe("canonicals on the bed", { concurrency: true }, () => {
       const holder = "run-custom-html-c0ffee";
       const borrowed = leasedCanonicalOf(state as unknown as Record<string, unknown>);
       assert.ok(borrowed);
-      assert.equal((await tryTakeLease(fixture.project.stateDir, recipe, holder, borrowed)).taken, true);
+      assert.equal((await new FileCoordination(fixture.project.stateDir).tryTakeLease(recipe, holder, borrowed)).taken, true);
       const unchanged = async (what: string) => {
         assert.deepEqual(await fixture.canonical(recipe), state, `${what}: state`);
         assert.deepEqual(await storeState(fixture.snapshotStore, fixture.snapshotKey(recipe)), store, `${what}: snapshot`);
         assert.equal(await fixture.deployer().envVersion(fixture.app(recipe)), V100, `${what}: TYPE`);
-        assert.equal((await readLease(fixture.project.stateDir, recipe))?.stack, holder, `${what}: the quick run keeps its lease`);
+        assert.equal((await new FileCoordination(fixture.project.stateDir).readLease(recipe))?.stack, holder, `${what}: the quick run keeps its lease`);
       };
 
       await fixture.setConfig("leaseWaitSeconds", "3");
@@ -508,12 +539,12 @@ describe("canonicals on the bed", { concurrency: true }, () => {
         await new Promise((resolve) => setTimeout(resolve, 500));
       }
       await unchanged("while lent");
-      assert.equal(await releaseLease(fixture.project.stateDir, recipe, holder), true);
+      assert.equal(await new FileCoordination(fixture.project.stateDir).releaseLease(recipe, holder), true);
       const landed = await up;
       assert.equal(landed.exitCode, 0, landed.output);
       assert.equal((await fixture.canonical(recipe))?.knownGood, V101);
       assert.equal(await fixture.deployer().envVersion(fixture.app(recipe)), V101);
-      assert.equal(await readLease(fixture.project.stateDir, recipe), null, "the warm stack gave its lease back");
+      assert.equal(await new FileCoordination(fixture.project.stateDir).readLease(recipe), null, "the warm stack gave its lease back");
       assert.ok(await isIdle(fixture, recipe));
     });
   });
@@ -539,6 +570,21 @@ describe("canonicals on the bed", { concurrency: true }, () => {
       }
       assert.equal(await fixture.deployer().appEnv(fixture.app(recipe)), null, "no app was created");
       assert.deepEqual(await fixture.deployer().volumes(fixture.app(recipe)), []);
+      assert.equal(await fixture.canonical(recipe), undefined);
+      assert.equal(await swarm.volumeExists(fixture.snapshotStore), false, "no snapshot was taken");
+    });
+
+    it("a node that is no hostname, or not in the swarm: refused naming it, nothing created", async () => {
+      const recipe = "custom-html";
+      const fixture = await stackWith([{ recipe, tags: [V100], knownGood: V100, node: "a b" }]);
+      const malformed = await fixture.up();
+      assert.notEqual(malformed.exitCode, 0, malformed.output);
+      assert.match(malformed.output, /warmstack:canonicals\.custom-html\.node: is not a swarm node hostname/);
+      await fixture.enrol([{ recipe, tags: [V100], knownGood: V100, node: "no-such-node" }]);
+      const absent = await fixture.up();
+      assert.notEqual(absent.exitCode, 0, absent.output);
+      assert.match(absent.output, /swarm node no-such-node is not in the swarm \(its nodes: \S+\)/);
+      assert.equal(await fixture.deployer().appEnv(fixture.app(recipe)), null, "no app was created");
       assert.equal(await fixture.canonical(recipe), undefined);
       assert.equal(await swarm.volumeExists(fixture.snapshotStore), false, "no snapshot was taken");
     });

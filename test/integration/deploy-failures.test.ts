@@ -36,7 +36,6 @@ describe("deploys that fail are reported as failed (custom-html fixture)", { con
 
   it("a first deploy of a version that cannot start fails once Swarm gives up, naming the last task state", async () => {
     const app = await freshApp("crash");
-    const started = Date.now();
     const error = await deployer.deploy(app, { ref: "1.5.1+1.2", health: HEALTH, timeoutMs: 120_000 }).then(
       () => assert.fail("a version that exits at start must not converge"),
       (caught: unknown) => caught,
@@ -44,13 +43,11 @@ describe("deploys that fail are reported as failed (custom-html fixture)", { con
     assert.ok(error instanceof ConvergenceError, String(error));
     assert.equal(error.reason, "gave-up", error.message);
     assert.match(error.message, /Swarm gave up on \S+_app; last task: Failed [^"]*"task: non-zero exit \(1\)"/);
-    assert.ok(Date.now() - started < 90_000, "no need to wait for the whole deadline");
     assert.equal(await deployer.envVersion(app), null, "TYPE is written back only on success");
   });
 
   it("a first deploy that never converges fails at its deadline, naming the last task state", async () => {
     const app = await freshApp("slow");
-    const started = Date.now();
     const error = await deployer.deploy(app, { ref: "1.5.1+1.2", health: HEALTH, timeoutMs: 8_000 }).then(
       () => assert.fail("a version that exits at start must not converge"),
       (caught: unknown) => caught,
@@ -59,7 +56,6 @@ describe("deploys that fail are reported as failed (custom-html fixture)", { con
     assert.equal(error.reason, "timeout", error.message);
     assert.match(error.message, /timed out after 8s/);
     assert.match(error.message, /last task states: \S+_app: (Failed|Rejected|Running|Starting|Preparing|Assigned|Pending|Ready|New)/);
-    assert.ok(Date.now() - started < 20_000, "bounded by the deadline");
   });
 
   it("a deploy that runs but fails its health path is reported with the health state", async () => {

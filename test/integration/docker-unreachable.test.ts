@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { StackDeployer } from "../../infra/adapters/stack-deployer";
 import { DockerError, swarmIsActive } from "../../infra/adapters/swarm";
 import { AbraDir } from "../support/abra-dir";
-import { liveState } from "../../runner/commands/status";
+import { liveState } from "../../runner/status";
 import { proxyUrl, uniqueDomain } from "../support/bed";
 
 describe("a docker socket that is not there", () => {

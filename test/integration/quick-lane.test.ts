@@ -1,14 +1,13 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { readLease, releaseLease, tryTakeLease } from "../../infra/adapters/leases";
+import { FileCoordination } from "../../infra/adapters/coordination";
 import * as swarm from "../../infra/adapters/swarm";
 import { runStackName } from "../../infra/naming";
-import { leasedCanonicalOf } from "../../runner/run-context";
-import { registerRun, unregisterRun } from "../../runner/run-registry";
+import { leasedCanonicalOf } from "../../runner/warm-context";
 import type { RunResults } from "../../runner/results";
 import { CanonicalStackFixture, withVolumes } from "../support/canonical-stack";
-import { assertPutBack, baselineOf, CanonicalBaseline, commitOf, TestCatalogue } from "../support/quick-runs";
+import { assertPutBack, baselineOf, CanonicalBaseline, commitOf, leaseWaitMs, TestCatalogue } from "../support/quick-runs";
 import { runResults, runToEnd, stackNamed, warmstack } from "../support/runs";
 
 /**
@@ -28,13 +27,6 @@ function step(results: RunResults, name: string) {
   const found = results.steps.find((entry) => entry.name === name);
   assert.ok(found, `results have a ${name} step: ${JSON.stringify(results.steps)}`);
   return { ...found, endsAt: Date.parse(found.startedAt) + found.durationMs, startsAt: Date.parse(found.startedAt) };
-}
-
-/** The engine prints the run stack's outputs at the end of its `up`; the runner passes them through. */
-function leaseWaitMs(output: string, stack: string): number {
-  const match = new RegExp(`${stack}: +leaseWaitMs *: *(\\d+)`).exec(output);
-  assert.ok(match, `the up of ${stack} printed leaseWaitMs:\n${output}`);
-  return Number(match[1]);
 }
 
 describe("the quick lane on the bed", { concurrency: false }, () => {
@@ -164,9 +156,9 @@ describe("the quick lane on the bed", { concurrency: false }, () => {
     const canonical = leasedCanonicalOf((await fixture.canonical(recipe)) as unknown as Record<string, unknown>);
     assert.ok(canonical, "the seeded canonical's state is what a quick run borrows");
     // A live run (this process) holds the canonical.
-    await registerRun(fixture.project.stateDir, holder, process.pid);
+    await new FileCoordination(fixture.project.stateDir).register(holder, process.pid);
     try {
-      const taken = await tryTakeLease(fixture.project.stateDir, recipe, holder, canonical);
+      const taken = await new FileCoordination(fixture.project.stateDir).tryTakeLease(recipe, holder, canonical);
       assert.equal(taken.taken, true);
       try {
         const run = await runToEnd(fixture.project, ["run", "--recipe", recipe, "--quick", "--ref", v110, "--lease-timeout", "2"]);
@@ -190,13 +182,13 @@ describe("the quick lane on the bed", { concurrency: false }, () => {
         assert.match(step(results, "up").detail ?? "", new RegExp(`^cold lane, ${v110} on cust-[0-9a-f]{6}\\.${escape(fixture.baseDomain)}, 1 deploy\\(s\\)$`));
 
         // The lease is still ours: the run neither took it nor freed it, and never touched the canonical.
-        assert.equal((await readLease(fixture.project.stateDir, recipe))?.stack, holder);
+        assert.equal((await new FileCoordination(fixture.project.stateDir).readLease(recipe))?.stack, holder);
         assert.deepEqual(await swarm.stackServices(fixture.stack(recipe)), []);
       } finally {
-        assert.equal(await releaseLease(fixture.project.stateDir, recipe, holder), true);
+        assert.equal(await new FileCoordination(fixture.project.stateDir).releaseLease(recipe, holder), true);
       }
     } finally {
-      await unregisterRun(fixture.project.stateDir, holder);
+      await new FileCoordination(fixture.project.stateDir).unregister(holder);
     }
     await assertPutBack(fixture, baseline);
   });

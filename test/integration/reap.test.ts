@@ -8,14 +8,13 @@ import * as pulumi from "@pulumi/pulumi";
 import { LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
 import { execa } from "execa";
 import { KeycloakAdmin } from "../../infra/adapters/keycloak";
-import { leaseFile, readLease, tryTakeLease } from "../../infra/adapters/leases";
+import { FileCoordination } from "../../infra/adapters/coordination";
 import { leasedCanonicalSchema } from "../../infra/config";
 import { WARM_LEASE_HOLDER } from "../../infra/naming";
 import type { ReapDecision } from "../../infra/reaper";
 import { RUN_OWNER_KEY } from "../../infra/run-app";
 import { CREATED_AT_ATTRIBUTE, RunRealm, STACK_ATTRIBUTE } from "../../infra/run-realm";
-import type { ReapReport } from "../../runner/commands/reap";
-import { registerRun, unregisterRun } from "../../runner/run-registry";
+import type { ReapReport } from "../../runner/reap";
 import { proxyUrl } from "../support/bed";
 import { viaProxy } from "../support/http";
 import { PulumiProject, REPO_ROOT } from "../support/pulumi-project";
@@ -65,7 +64,7 @@ describe("warmstack reap on the shared Keycloak", () => {
     const program = async () => {
       const realm = new RunRealm("realm", {
         recipe: RECIPE,
-        hex,
+        runId: hex,
         stack: pulumi.getStack(),
         keycloakDomain: keycloak.domain,
         proxyUrl: proxyUrl(),
@@ -86,7 +85,7 @@ describe("warmstack reap on the shared Keycloak", () => {
     const realm = `${RECIPE}-${hex}`;
     realms.add(realm);
     const secret = randomBytes(18).toString("base64url");
-    await admin.createRunRealm({ realm, clientId: RECIPE, clientSecret: secret, redirectUris: [], user: { username: "warmstack-test", password: secret }, attributes });
+    await admin.createRunRealm({ realm, clientId: RECIPE, clientSecret: secret, user: { username: "warmstack-test", password: secret }, attributes });
     return realm;
   }
 
@@ -123,7 +122,7 @@ describe("warmstack reap on the shared Keycloak", () => {
 
     const liveHex = hex6();
     const liveStack = `run-${RECIPE}-${liveHex}`;
-    await registerRun(project.stateDir, liveStack);
+    await new FileCoordination(project.stateDir).register(liveStack);
     const liveRealm = await createRealm(liveHex, { [STACK_ATTRIBUTE]: liveStack, [CREATED_AT_ATTRIBUTE]: new Date().toISOString() });
     const foreignRealm = await createRealm(hex6(), { "someone.else": "theirs" });
 
@@ -155,7 +154,7 @@ describe("warmstack reap on the shared Keycloak", () => {
       assert.equal((await viaProxy(keycloak.domain, "/realms/master")).status, 200, "master is untouched");
     } finally {
       // Once unregistered, the "live" run's realm and app would be the next test's orphans.
-      await unregisterRun(project.stateDir, liveStack);
+      await new FileCoordination(project.stateDir).unregister(liveStack);
       await admin.deleteRealm(liveRealm);
       await unlink(liveApp).catch(() => undefined);
     }
@@ -172,22 +171,22 @@ describe("warmstack reap on the shared Keycloak", () => {
       health: { path: "/health" },
       deployTimeoutMs: 30_000,
     });
-    assert.equal((await tryTakeLease(project.stateDir, RECIPE, WARM_LEASE_HOLDER, canonical)).taken, true);
+    assert.equal((await new FileCoordination(project.stateDir).tryTakeLease(RECIPE, WARM_LEASE_HOLDER, canonical)).taken, true);
     const kept = await runReap();
     assert.deepEqual(names(kept.removed), []);
     assert.ok(kept.kept.some((d) => d.kind === "lease" && d.stack === WARM_LEASE_HOLDER && /warm stack is changing the canonical/.test(d.reason)));
-    assert.equal((await readLease(project.stateDir, RECIPE))?.pid, process.pid, "the lease of a live process stays");
+    assert.equal((await new FileCoordination(project.stateDir).readLease(RECIPE))?.pid, process.pid, "the lease of a live process stays");
 
     // The pid of a process that has ended, as a killed `up` leaves its provider's.
     const exited = execa("true");
     const deadPid = exited.pid!;
     await exited;
-    const lease = JSON.parse(await readFile(leaseFile(project.stateDir, RECIPE), "utf8")) as Record<string, unknown>;
-    await writeFile(leaseFile(project.stateDir, RECIPE), JSON.stringify({ ...lease, pid: deadPid }));
+    const lease = JSON.parse(await readFile(new FileCoordination(project.stateDir).leaseFile(RECIPE), "utf8")) as Record<string, unknown>;
+    await writeFile(new FileCoordination(project.stateDir).leaseFile(RECIPE), JSON.stringify({ ...lease, pid: deadPid }));
     const freed = await runReap();
     assert.deepEqual(names(freed.removed), ["lease warm"]);
     assert.match(freed.removed[0]!.reason, new RegExp(`process ${deadPid} is gone`));
-    assert.equal(await readLease(project.stateDir, RECIPE), null);
+    assert.equal(await new FileCoordination(project.stateDir).readLease(RECIPE), null);
   });
 
   it("prunes the results of runs that finished before --keep-results-days, only those, and refuses a bad retention", async () => {
@@ -220,7 +219,7 @@ describe("warmstack reap on the shared Keycloak", () => {
     const exited = execa("node", ["-e", ""]);
     const deadPid = exited.pid!;
     await exited;
-    await registerRun(project.stateDir, stack.name, deadPid);
+    await new FileCoordination(project.stateDir).register(stack.name, deadPid);
 
     const report = await runReap();
     assert.deepEqual(report.failed, []);
@@ -247,12 +246,12 @@ describe("warmstack reap on the shared Keycloak", () => {
     await writeFile(lostApp, `TYPE=${RECIPE}\nDOMAIN=reap-${hex}.test\n${RUN_OWNER_KEY}=${name}\n`);
     const config: Record<string, string> = {
       recipe: RECIPE,
-      hex,
+      runId: hex,
       baseDomain: "reap.test",
       abraDir: runAbraDir,
       proxyUrl: proxyUrl(),
       stateDir: project.stateDir,
-      sso: "true",
+      sso: "warm-keycloak",
       keycloakDomain: keycloak.domain,
     };
     for (const [key, value] of Object.entries(config)) {
@@ -271,7 +270,7 @@ describe("warmstack reap on the shared Keycloak", () => {
     });
     let ended: string | undefined;
     void up.then((result) => (ended = String(result.all)));
-    await registerRun(project.stateDir, name, up.pid!);
+    await new FileCoordination(project.stateDir).register(name, up.pid!);
     const deadline = Date.now() + 180_000;
     while (!(await admin.realmExists(realm))) {
       assert.equal(ended, undefined, "`up` ended before it created the realm");

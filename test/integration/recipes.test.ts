@@ -1,8 +1,11 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import * as os from "node:os";
+import * as path from "node:path";
 import { execa } from "execa";
 import { EnvFile } from "../../infra/adapters/app-env";
-import { RecipeError, envSampleAt, gateInputsFor, releaseNotes, releasedVersions } from "../../infra/adapters/recipes";
+import { RecipeError, envSampleAt, fetchCommit, gateInputsFor, releaseNotes, releasedVersions } from "../../infra/adapters/recipes";
 import { decide } from "../../infra/gate";
 import { VersionError, compareVersions, parseVersion } from "../../infra/versions";
 import { AbraDir } from "../support/abra-dir";
@@ -94,7 +97,7 @@ describe("recipe adapter on the real fixture repositories (keycloak)", () => {
       holds: [
         {
           app: "keycloak",
-          from: current,
+          from: "1.1.0+26.7.3",
           to: released[released.length - 1],
           blockedAt: "1.2.0+26.7.3",
           reason: "new-required-key",
@@ -158,5 +161,33 @@ describe("recipe adapter on the real fixture repositories (keycloak)", () => {
 
   it("returns undefined for the .env.sample of a version that has no tag", async () => {
     assert.equal(await envSampleAt(dir, "7.7.7+1"), undefined);
+  });
+});
+
+describe("fetching a PR head that only a branch of the remote has (real git)", () => {
+  let root: string;
+  let head: string;
+  before(async () => {
+    root = await mkdtemp(path.join(os.tmpdir(), "warmstack-fetch-"));
+    const source = path.join(root, "source");
+    const inSource = (...args: string[]) => execa("git", [...IDENTITY, "-C", source, ...args]);
+    await execa("git", ["init", "-q", "-b", "main", source]);
+    await inSource("commit", "-q", "--allow-empty", "-m", "released");
+    await inSource("checkout", "-q", "-b", "pr-branch");
+    await inSource("commit", "-q", "--allow-empty", "-m", "the PR");
+    head = (await inSource("rev-parse", "HEAD")).stdout.trim();
+    await inSource("checkout", "-q", "main");
+    await execa("git", ["clone", "-q", "--single-branch", "-b", "main", source, path.join(root, "checkout")]);
+  });
+  after(() => rm(root, { recursive: true, force: true }));
+
+  it("fetches every branch into a namespace of its own and finds the commit; a commit no branch has is not found", async () => {
+    const checkout = path.join(root, "checkout");
+    const access = { timeoutMs: 60_000 };
+    assert.equal(await fetchCommit(checkout, path.join(root, "source"), "refs/heads/*", "0000000", access), false);
+    assert.equal(await fetchCommit(checkout, path.join(root, "source"), "refs/heads/*", head, access), true);
+    const refs = (await execa("git", ["-C", checkout, "for-each-ref", "--format=%(refname)"])).stdout.split("\n");
+    assert.ok(refs.includes("refs/warmstack/fetched/heads/pr-branch"), refs.join(", "));
+    assert.ok(!refs.includes("refs/heads/pr-branch"), "the checkout's own branches are not written");
   });
 });

@@ -4,6 +4,7 @@ import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import * as path from "node:path";
 import { LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
+import { randomBytes } from "node:crypto";
 import { execa } from "execa";
 import { StackDeployer } from "../../infra/adapters/stack-deployer";
 import * as swarm from "../../infra/adapters/swarm";
@@ -13,6 +14,9 @@ import { AbraDir } from "../support/abra-dir";
 import { bed, proxyUrl } from "../support/bed";
 import { viaProxy } from "../support/http";
 import { PulumiProject, REPO_ROOT } from "../support/pulumi-project";
+
+/** A run id of its own, so two suites on one bed never share a run's domain. */
+const runId = () => randomBytes(3).toString("hex");
 
 /** RunApp's cold lane through the real engine: a fresh app per run, and nothing left afterwards. */
 describe("RunApp, cold lane (custom-html fixture)", () => {
@@ -64,14 +68,15 @@ describe("RunApp, cold lane (custom-html fixture)", () => {
   }
 
   it("deploys the newest release, then a commit, on the run's own domain, and destroy leaves nothing", async () => {
-    const { stack, domain } = await runStack("c01d1a", "");
+    const first = runId();
+    const { stack, domain } = await runStack(first, "");
     const up = await stack.up();
     assert.equal(up.outputs.deployed?.value, "2.0.0+1.2", "an empty ref deploys the newest release");
     assert.equal((await viaProxy(domain, "/health")).status, 200);
-    assert.match(domain, /^cust-c01d1a\./);
+    assert.match(domain, new RegExp(`^cust-${first}\\.`));
 
     const { stdout: commit } = await execa("git", ["-C", abra.recipeDir("custom-html"), "rev-parse", "1.1.0+1.1^{commit}"]);
-    const byCommit = await runStack("c01d1b", commit.slice(0, 12));
+    const byCommit = await runStack(runId(), commit.slice(0, 12));
     const second = await byCommit.stack.up();
     assert.equal(second.outputs.deployed?.value, commit.slice(0, 12));
     assert.equal((await viaProxy(byCommit.domain, "/version")).body.trim(), "1.1");
@@ -84,14 +89,14 @@ describe("RunApp, cold lane (custom-html fixture)", () => {
 
   it("a deploy that fails leaves no app, volume or env file behind", async () => {
     await abra.keepOnlyTags("custom-html", ["1.0.0+1.0", "1.5.1+1.2"]);
-    const { stack, domain } = await runStack("badbad", "1.5.1+1.2");
+    const { stack, domain } = await runStack(runId(), "1.5.1+1.2");
     await assert.rejects(stack.up(), /Swarm gave up|timed out/);
     assert.deepEqual(await leftovers(domain), { services: 0, volumes: 0, envFile: false });
     await stack.destroy();
   });
 
   it("refuses a ref that is neither a version nor a commit before creating anything", async () => {
-    const { stack, domain } = await runStack("f00f00", "main; rm -rf /");
+    const { stack, domain } = await runStack(runId(), "main; rm -rf /");
     await assert.rejects(stack.up(), /ref.*is neither a version/);
     assert.deepEqual(await leftovers(domain), { services: 0, volumes: 0, envFile: false });
   });

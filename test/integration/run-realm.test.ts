@@ -6,7 +6,7 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
 import { KeycloakAdmin, KeycloakError } from "../../infra/adapters/keycloak";
-import { CREATED_AT_ATTRIBUTE, RunRealm, RunRealmArgs, STACK_ATTRIBUTE } from "../../infra/run-realm";
+import { CREATED_AT_ATTRIBUTE, realmOutputs, RunRealm, RunRealmArgs, STACK_ATTRIBUTE } from "../../infra/run-realm";
 import { proxyUrl } from "../support/bed";
 import { viaProxy } from "../support/http";
 import { PulumiProject } from "../support/pulumi-project";
@@ -60,22 +60,14 @@ describe("RunRealm through the Automation API on the shared Keycloak", () => {
     const program = async () => {
       const realm = new RunRealm("realm", {
         recipe: RECIPE,
-        hex,
+        runId: hex,
         stack: pulumi.getStack(),
         keycloakDomain: keycloak.domain,
         proxyUrl: proxyUrl(),
         stateDir: project.stateDir,
         ...args,
       });
-      return {
-        realm: realm.realm,
-        issuer: realm.issuer,
-        tokenEndpoint: realm.tokenEndpoint,
-        clientId: realm.clientId,
-        clientSecret: realm.clientSecret,
-        testUser: realm.testUser,
-        testUserPassword: realm.testUserPassword,
-      };
+      return realmOutputs(realm);
     };
     const stack = await LocalWorkspace.createOrSelectStack(
       { stackName: `run-${RECIPE}-${hex}`, projectName: "warmstack", program },
@@ -160,7 +152,6 @@ describe("RunRealm through the Automation API on the shared Keycloak", () => {
       realm,
       clientId: RECIPE,
       clientSecret: lost.clientSecret,
-      redirectUris: [],
       user: { username: "warmstack-test", password: lost.password },
       attributes: { [STACK_ATTRIBUTE]: `run-${RECIPE}-${hex}`, [CREATED_AT_ATTRIBUTE]: createdAt },
     });
@@ -182,7 +173,6 @@ describe("RunRealm through the Automation API on the shared Keycloak", () => {
       realm: foreign,
       clientId: RECIPE,
       clientSecret: lost.clientSecret,
-      redirectUris: [],
       user: { username: "warmstack-test", password: lost.password },
       attributes: { [STACK_ATTRIBUTE]: "run-other-ffffff" },
     });
@@ -195,9 +185,9 @@ describe("RunRealm through the Automation API on the shared Keycloak", () => {
     assert.equal((await admin.findRealm(foreign))?.attributes[STACK_ATTRIBUTE], "run-other-ffffff", "a stranger's realm is left as it was");
   });
 
-  it("refuses a bad hex or recipe in check, naming the field, and creates nothing", { timeout: 600_000 }, async () => {
+  it("refuses a bad run id or recipe in check, naming the field, and creates nothing", { timeout: 600_000 }, async () => {
     const cases: Array<[Partial<RunRealmArgs>, RegExp]> = [
-      [{ hex: "12345G" }, /hex: "12345G" is not a run id \(exactly 6 lowercase hex digits\)/],
+      [{ runId: "12345G" }, /runId: "12345G" is not a run id \(exactly 6 lowercase hex digits\)/],
       [{ recipe: "Sso_App" }, /recipe: "Sso_App" is not a valid recipe name/],
       [{ stack: "warm" }, /stack: "warm" is not a run stack name/],
     ];
@@ -209,7 +199,7 @@ describe("RunRealm through the Automation API on the shared Keycloak", () => {
       await assert.rejects(stack.up({ onOutput }), message);
       const state = await stack.exportStack();
       assert.deepEqual(
-        (state.deployment.resources ?? []).filter((resource: { type: string }) => resource.type === "pulumi-nodejs:dynamic:Resource"),
+        (state.deployment.resources ?? []).filter((resource: { type: string }) => resource.type === "pulumi-nodejs:dynamic/warmstack:RunRealm"),
         [],
         "no realm recorded",
       );

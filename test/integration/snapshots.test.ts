@@ -2,8 +2,9 @@ import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { waitUntil } from "../../infra/adapters/health";
-import { deleteSnapshot, HELPER_APP_LABEL, restoreSnapshot, snapshotInfo, takeSnapshot } from "../../infra/adapters/snapshots";
+import { deleteSnapshot, restoreSnapshot, snapshotInfo, takeSnapshot } from "../../infra/adapters/snapshots";
 import { docker } from "../../infra/adapters/swarm";
+import { assertOneSnapshot, helpersOf, takeHelperWriting } from "../support/canonical-stack";
 
 const IMAGE = "warmstack/base:bookworm";
 const RUN = randomBytes(3).toString("hex");
@@ -83,9 +84,9 @@ async function storeEntries(app: string): Promise<string[]> {
   return output.split("\n").filter(Boolean).sort();
 }
 
-async function helpersOf(app: string): Promise<string[]> {
-  const output = await docker(["service", "ls", "--filter", `label=${HELPER_APP_LABEL}=${app}`, "--format", "{{.Name}}"]);
-  return output.split("\n").filter(Boolean);
+/** Runs a fixed script in the app's directory of the store, as a killed helper or an older version left it. */
+async function inStore(app: string, script: string): Promise<void> {
+  await docker(["run", "--rm", "-v", `${STORE}:/store`, "-w", `/store/${app}`, IMAGE, "bash", "-c", `set -euo pipefail\n${script}`]);
 }
 
 describe("volume snapshots through a helper service on the volumes' node", () => {
@@ -145,13 +146,38 @@ describe("volume snapshots through a helper service on the volumes' node", () =>
     const first = await takeSnapshot({ app, volumes: [a, b] }, OPTIONS);
     const second = await takeSnapshot({ app, volumes: [a, b] }, OPTIONS);
     assert.equal(second.id, first.id);
-    assert.deepEqual(await storeEntries(app), [".lock", "current", `snap-${first.id}.meta`, `snap-${first.id}.tar`]);
+    assertOneSnapshot(await storeEntries(app), first.id);
 
     await mutate(a, b);
     const third = await takeSnapshot({ app, volumes: [a, b] }, OPTIONS);
     assert.notEqual(third.id, first.id);
-    assert.deepEqual(await storeEntries(app), [".lock", "current", `snap-${third.id}.meta`, `snap-${third.id}.tar`]);
+    assertOneSnapshot(await storeEntries(app), third.id);
     assert.deepEqual(await snapshotInfo(app, OPTIONS), third);
+  });
+
+  it("relabels unchanged data with a new version only at the switch, and reads a store of the older layout", async () => {
+    const volume = await newVolume("relabel");
+    const app = appKey("relabel");
+    await withVolumes([volume], 'echo same >"$(echo /v/*)/site.html"');
+    const first = await takeSnapshot({ app, volumes: [volume], version: "1.0.0+1" }, OPTIONS);
+    // What a take killed after writing its meta and before the switch leaves: the same tar, a second meta.
+    await inStore(app, String.raw`meta=$(readlink current)
+      sed 's/^version .*/version 1.0.1+1/' "$meta" >"$(echo "$meta" | cut -d . -f 1).0badc0ffee.meta"`);
+    assert.equal((await snapshotInfo(app, OPTIONS))?.version, "1.0.0+1", "the known-good's label is untouched");
+    assert.equal((await takeSnapshot({ app, volumes: [volume], version: "1.0.1+1" }, OPTIONS)).id, first.id);
+    assert.equal((await snapshotInfo(app, OPTIONS))?.version, "1.0.1+1");
+    assertOneSnapshot(await storeEntries(app), first.id, "the killed take's meta is gone");
+
+    // A store written before takes had names: current names the tar, one meta per tar.
+    await inStore(app, String.raw`meta=$(readlink current); tar=$(echo "$meta" | cut -d . -f 1).tar
+      sed 's/^version .*/version 0.9.0+1/' "$meta" >"$(basename "$tar" .tar).meta"; rm -- "$meta"
+      ln -sfn -- "$tar" current`);
+    assert.equal((await snapshotInfo(app, OPTIONS))?.version, "0.9.0+1");
+    await withVolumes([volume], 'echo changed >"$(echo /v/*)/site.html"');
+    assert.equal((await restoreSnapshot({ app, volumes: [volume] }, OPTIONS)).id, first.id);
+    assert.equal((await withVolumes([volume], 'cat "$(echo /v/*)/site.html"')).trim(), "same");
+    await takeSnapshot({ app, volumes: [volume], version: "1.0.1+1" }, OPTIONS);
+    assertOneSnapshot(await storeEntries(app), first.id, "the next take moves it to the named layout");
   });
 
   it("refuses to snapshot or restore while a container, running or not, mounts a volume", async () => {
@@ -255,19 +281,7 @@ describe("volume snapshots through a helper service on the volumes' node", () =>
       (error: unknown) => ({ info: undefined, error }),
     );
     // Kill it while it writes the new tar: the partial file exists and the switch has not happened.
-    // 200 MB keep the helper writing for seconds, even on a loaded machine.
-    const helper = await waitUntil(
-      "the snapshot helper to be writing",
-      async () => {
-        const [name] = await helpersOf(app);
-        if (!name) return { done: false, state: "no helper yet" };
-        const [container] = (await docker(["ps", "-q", "--filter", `label=com.docker.swarm.service.name=${name}`])).split("\n").filter(Boolean);
-        if (!container) return { done: false, state: "no container yet" };
-        const listing = await docker(["exec", "-e", `APP=${app}`, container, "bash", "-c", 'ls -A "/store/$APP"']).catch(() => "");
-        return /\.partial-[0-9a-f]+\.tar/.test(listing) ? { done: true, value: { name, container } } : { done: false, state: listing || "no listing" };
-      },
-      { timeoutMs: 60_000, intervalMs: 20 },
-    );
+    const helper = await takeHelperWriting(app, 60_000);
     await docker(["kill", helper.container]);
     await docker(["service", "rm", helper.name]);
     const outcome = await attempt;
@@ -280,6 +294,6 @@ describe("volume snapshots through a helper service on the volumes' node", () =>
 
     // The next snapshot clears what the killed one left behind.
     assert.equal((await takeSnapshot({ app, volumes: [big] }, OPTIONS)).id, old.id);
-    assert.deepEqual(await storeEntries(app), [".lock", "current", `snap-${old.id}.meta`, `snap-${old.id}.tar`]);
+    assertOneSnapshot(await storeEntries(app), old.id);
   });
 });

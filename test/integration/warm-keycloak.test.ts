@@ -4,7 +4,7 @@ import { snapshotInfo, takeSnapshot } from "../../infra/adapters/snapshots";
 import { docker } from "../../infra/adapters/swarm";
 import { stackNameForDomain } from "../../infra/naming";
 import { keycloakAdmin, realmExists } from "../support/keycloak-admin";
-import { WarmStackFixture } from "../support/warm-stack";
+import { bootedKeycloak } from "../support/warm-stack";
 
 /**
  * The warm Keycloak (stateful) through plain `pulumi up -s warm`: a real upgrade with a database
@@ -13,29 +13,27 @@ import { WarmStackFixture } from "../support/warm-stack";
  */
 const BASE = "1.0.0+26.5.6";
 /** Each test's Keycloak goes as soon as the test ends: idle Keycloaks still cost memory and CPU. */
-async function warmKeycloakWithMarker(t: TestContext, initialTags: readonly string[]) {
-  const fixture = await WarmStackFixture.create([{ kind: "keycloak", initialTags }]);
-  t.after(() => fixture.dispose());
-  const first = await fixture.up();
-  assert.equal(first.exitCode, 0, first.output);
+async function warmKeycloakWithMarker(t: TestContext, initialTags: readonly string[], deployTimeoutSeconds?: number) {
+  const { fixture, firstUp } = await bootedKeycloak(t, initialTags, deployTimeoutSeconds);
   const appSecrets = (await fixture.resourceOutputs("keycloak", true)).appSecrets as Record<string, string>;
   const password = appSecrets.admin_password!;
   assert.ok(password && password.length >= 20, "an admin password was generated");
   const admin = await keycloakAdmin(fixture.domains.keycloak!, password);
   await admin.realms.create({ realm: "marker", enabled: true });
-  return { fixture, password, first: first.output };
+  return { fixture, password, first: firstUp };
 }
 
-// Three Keycloaks at a time (plus the shared one) is what two cores boot within the deploy timeout
-// while other suites run; the slowest path (a health check that never passes) starts first.
+// Their boots take the bed-wide boot slots (support/keycloak-boots.ts) one up at a time; the slowest
+// path (a health check that never passes) starts first.
 describe("warm Keycloak", { concurrency: 3 }, () => {
   for (const broken of [
-    { tag: "1.5.2+26.7.3", path: "deploys but fails health", reason: /\/realms\/master: HTTP 404|timed out/ },
+    // The health check never passes: its deploy timeout is the whole wait, and a boot takes seconds.
+    { tag: "1.5.2+26.7.3", path: "deploys but fails health", reason: /\/realms\/master: HTTP 404|timed out/, deployTimeoutSeconds: 150 },
     { tag: "1.5.0+26.7.3", path: "target fails validation", reason: /undeclared_secret/ },
     { tag: "1.5.1+26.7.3", path: "deploy does not converge", reason: /gave up|timed out/ },
   ]) {
     it(`rolls back when the ${broken.path}, restoring the pre-upgrade snapshot`, async (t) => {
-      const { fixture, password } = await warmKeycloakWithMarker(t, [BASE]);
+      const { fixture, password } = await warmKeycloakWithMarker(t, [BASE], broken.deployTimeoutSeconds);
       const before = await fixture.resourceOutputs("keycloak");
       await fixture.abra.releaseTags("keycloak", [broken.tag]);
       const up = await fixture.up();

@@ -165,9 +165,15 @@ describe("warm Traefik: the runner and bad webhooks", { concurrency: true }, () 
     const up = await cli(["up"]);
     assert.equal(up.exitCode, 0, up.stderr);
     assert.match(up.stdout, /traefik \(tr-[0-9a-f]{6}\.warm\.test\): 1\.0\.0\+3\.6\.12 → 1\.0\.1\+3\.6\.12/);
-    assert.match(up.stdout, /HOLD traefik: 2\.0\.0\+3\.6\.12 held at 1\.0\.0\+3\.6\.12 — recipe-major at 2\.0\.0\+3\.6\.12/);
+    assert.match(up.stdout, /HOLD traefik: 2\.0\.0\+3\.6\.12 held at 1\.0\.1\+3\.6\.12 — recipe-major at 2\.0\.0\+3\.6\.12/, "held at what runs after the up: the patch it applied");
     assert.match(up.stderr, /\[warmstack \d+\.\ds\] warm: /, "progress lines with the elapsed time");
     assert.equal(await fixture.deployer().currentVersion(fixture.app("traefik")), "1.0.1+3.6.12", "the safe patch was applied");
+
+    const status = await cli(["status", "--json"]);
+    assert.equal(status.exitCode, 0, status.stderr);
+    const report = JSON.parse(status.stdout) as { warmApps: { app: string }[]; holds: { reason: string; blockedAt: string }[] };
+    assert.deepEqual(report.warmApps.map((app) => app.app), ["traefik"]);
+    assert.deepEqual(report.holds.map((hold) => [hold.reason, hold.blockedAt]), [["recipe-major", "2.0.0+3.6.12"]], "status shows the hold the up left");
   });
 
   for (const behaviour of ["fails", "hangs"] as const) {
@@ -176,11 +182,9 @@ describe("warm Traefik: the runner and bad webhooks", { concurrency: true }, () 
       try {
         const fixture = await warmTraefik([BASE], { alertWebhook: hook.url });
         await fixture.abra.releaseTags("traefik", ["1.3.0+3.6.12"]);
-        const started = Date.now();
         const up = await fixture.up();
         assert.equal(up.exitCode, 0, up.output);
-        assert.ok(Date.now() - started < 60_000, "the webhook's retries are bounded");
-        assert.equal(hook.hits(), 3, "three attempts, then given up");
+        assert.equal(hook.hits(), 3, "three attempts, then given up: the up finished");
         const alerts = await fixture.alerts();
         assert.equal(alerts.filter((alert) => alert.outcome === "held").length, 1, "the alert file is written whatever the webhook does");
         assert.equal(await ping(fixture.traefikPort), 200);

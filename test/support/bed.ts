@@ -1,6 +1,24 @@
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 
+export type GiteaRole = "admin" | "maintainer" | "outsider";
+
+/** One of the bed's Gitea users: the files that hold its secrets (0600), never the secrets. */
+export interface BedGiteaUser {
+  name: string;
+  tokenFile: string;
+  passwordFile: string;
+}
+
+/** The bed's Gitea (test/bed/steps/gitea.sh), on loopback. */
+export interface BedGitea {
+  url: string;
+  version: string;
+  /** The organization holding one public repository per fixture recipe. */
+  org: string;
+  users: Record<GiteaRole, BedGiteaUser>;
+}
+
 /** What test/bed/setup.sh wrote in bed.json: where the real test bed is. */
 export interface Bed {
   cache: string;
@@ -12,6 +30,8 @@ export interface Bed {
   portBase: number;
   pulumiVersion: string;
   keycloakVersions: string[];
+  /** Absent in a bed.json written before the gitea step existed. */
+  gitea?: BedGitea;
 }
 
 let loaded: Bed | undefined;

@@ -2,9 +2,23 @@ import { copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promis
 import * as os from "node:os";
 import * as path from "node:path";
 import { execa } from "execa";
+import { Coordination, coordinationAt } from "../../infra/adapters/coordination";
+import { endProcessesMarked } from "../../runner/processes";
 import { bed } from "./bed";
 
 export const REPO_ROOT = path.resolve(__dirname, "..", "..", "..");
+
+export interface ProjectOptions {
+  /** A Pulumi backend other than the project's own file backend (a postgres:// one, say). */
+  backendUrl?: string;
+  /** More environment for the CLI and the runner: a coordination URL, a host id, a database password. */
+  env?: Record<string, string>;
+  /**
+   * Another runner on the same installation: this project's directory (the warm stack's config
+   * files included) is that one's, with a state directory of its own.
+   */
+  sharing?: PulumiProject;
+}
 
 /**
  * A throwaway copy of the project directory (Pulumi.yaml plus links to the compiled program and
@@ -12,28 +26,39 @@ export const REPO_ROOT = path.resolve(__dirname, "..", "..", "..");
  * the checkout and never share state.
  */
 export class PulumiProject {
+  /** The recipe catalogue the runner reads on this project (WARMSTACK_CATALOGUE): a fixture's, with its own remotes. */
+  catalogue?: string;
+
   private constructor(
     readonly dir: string,
     readonly stateDir: string,
+    private readonly options: ProjectOptions,
   ) {}
 
-  static async create(): Promise<PulumiProject> {
+  static async create(options: ProjectOptions = {}): Promise<PulumiProject> {
     bed();
     const root = await mkdtemp(path.join(os.tmpdir(), "warmstack-project-"));
-    const dir = path.join(root, "project");
+    const dir = options.sharing?.dir ?? path.join(root, "project");
     const stateDir = path.join(root, "state");
-    await mkdir(dir);
     await mkdir(path.join(stateDir, "pulumi"), { recursive: true });
-    await copyFile(path.join(REPO_ROOT, "Pulumi.yaml"), path.join(dir, "Pulumi.yaml"));
-    await copyFile(path.join(REPO_ROOT, "package.json"), path.join(dir, "package.json"));
-    await symlink(path.join(REPO_ROOT, "dist"), path.join(dir, "dist"));
-    await symlink(path.join(REPO_ROOT, "node_modules"), path.join(dir, "node_modules"));
     await writeFile(path.join(stateDir, "passphrase"), "test-bed-passphrase-not-a-secret-elsewhere", { mode: 0o600 });
-    return new PulumiProject(dir, stateDir);
+    if (!options.sharing) {
+      await mkdir(dir);
+      await copyFile(path.join(REPO_ROOT, "Pulumi.yaml"), path.join(dir, "Pulumi.yaml"));
+      await copyFile(path.join(REPO_ROOT, "package.json"), path.join(dir, "package.json"));
+      await symlink(path.join(REPO_ROOT, "dist"), path.join(dir, "dist"));
+      await symlink(path.join(REPO_ROOT, "node_modules"), path.join(dir, "node_modules"));
+    }
+    return new PulumiProject(dir, stateDir, options);
   }
 
   get backendUrl(): string {
-    return `file://${path.join(this.stateDir, "pulumi")}`;
+    return this.options.backendUrl ?? `file://${path.join(this.stateDir, "pulumi")}`;
+  }
+
+  /** The coordination backend this project's runner uses (its state directory's files, or the configured PostgreSQL). */
+  coordination(): Coordination {
+    return coordinationAt(this.stateDir, { ...process.env, ...this.env() });
   }
 
   /** The environment both the CLI and the runner get: this project's backend and passphrase. */
@@ -46,6 +71,8 @@ export class PulumiProject {
       PULUMI_HOME: path.join(this.stateDir, "pulumi-home"),
       WARMSTACK_STATE_DIR: this.stateDir,
       WARMSTACK_PROJECT_DIR: this.dir,
+      ...(this.catalogue ? { WARMSTACK_CATALOGUE: this.catalogue } : {}),
+      ...this.options.env,
     };
   }
 
@@ -70,7 +97,13 @@ export class PulumiProject {
     return result.output;
   }
 
+  /**
+   * Ends whatever the project's engines left running (every process they start inherits its
+   * WARMSTACK_PROJECT_DIR, the language host and provider processes too, in groups of their own), then
+   * removes the project. Called from `after`, so a failed test ends them as well.
+   */
   async dispose(): Promise<void> {
-    await rm(path.dirname(this.dir), { recursive: true, force: true });
+    await endProcessesMarked(`WARMSTACK_PROJECT_DIR=${this.dir}`);
+    await rm(path.dirname(this.stateDir), { recursive: true, force: true });
   }
 }

@@ -1,15 +1,13 @@
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
 import { execa } from "execa";
-import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { readEnvFile } from "../../infra/adapters/app-env";
-import { leaseFile } from "../../infra/adapters/leases";
 import * as swarm from "../../infra/adapters/swarm";
 import { runProcesses } from "../../runner/processes";
 import { CanonicalStackFixture, helpersOf, storeState, treeHash } from "./canonical-stack";
+import { catalogueWithSources } from "./catalogues";
 import { REPO_ROOT } from "./pulumi-project";
 import { leftovers, NOTHING_LEFT } from "./runs";
 
@@ -27,17 +25,19 @@ export interface CanonicalBaseline {
   store: Awaited<ReturnType<typeof storeState>>;
   envFile: string;
   envText: string;
+  /** The daemon of the node its volumes are on, when that is not this CLI's. */
+  host?: string;
 }
 
-export async function baselineOf(fixture: CanonicalStackFixture, recipe: string, knownGood: string): Promise<CanonicalBaseline> {
+export async function baselineOf(fixture: CanonicalStackFixture, recipe: string, knownGood: string, host?: string): Promise<CanonicalBaseline> {
   const volumes = await fixture.deployer().volumes(fixture.app(recipe));
   assert.ok(volumes.length > 0, "the seeded canonical has volumes");
-  const store = await storeState(fixture.snapshotStore, fixture.snapshotKey(recipe));
+  const store = await storeState(fixture.snapshotStore, fixture.snapshotKey(recipe), host);
   assert.ok(store.current, "the seeded canonical has a known-good snapshot");
   const envFile = path.join(fixture.abra.root, "servers", "default", `${fixture.app(recipe).domain}.env`);
   const envText = await readFile(envFile, "utf8");
   assert.equal((await readEnvFile(envFile)).get("TYPE"), `${recipe}:${knownGood}`);
-  return { recipe, knownGood, volumes, tree: await treeHash(volumes), store, envFile, envText };
+  return { recipe, knownGood, volumes, tree: await treeHash(volumes, host), store, envFile, envText, host };
 }
 
 /** The canonical is the known-good again and nothing of any run of the recipe is left. */
@@ -49,16 +49,23 @@ export async function assertPutBack(fixture: CanonicalStackFixture, baseline: Ca
     [],
     "the canonical is undeployed (no swarm services of its stack)",
   );
-  assert.deepEqual(await swarm.stackContainers(canonicalStack), [], "no containers of the canonical's stack");
+  assert.deepEqual(await swarm.stackContainers(canonicalStack, baseline.host), [], "no containers of the canonical's stack");
   assert.deepEqual(await fixture.deployer().volumes(fixture.app(recipe)), baseline.volumes, "the canonical has exactly its volumes");
-  assert.equal(await treeHash(baseline.volumes), baseline.tree, "the canonical's volumes are byte-identical to its known-good snapshot");
-  assert.deepEqual(await storeState(fixture.snapshotStore, fixture.snapshotKey(recipe)), baseline.store, "the known-good snapshot itself is untouched");
+  assert.equal(await treeHash(baseline.volumes, baseline.host), baseline.tree, "the canonical's volumes are byte-identical to its known-good snapshot");
+  assert.deepEqual(await storeState(fixture.snapshotStore, fixture.snapshotKey(recipe), baseline.host), baseline.store, "the known-good snapshot itself is untouched");
   assert.equal((await readEnvFile(baseline.envFile)).get("TYPE"), `${recipe}:${baseline.knownGood}`, "the env file names the known-good");
   assert.equal(await readFile(baseline.envFile, "utf8"), baseline.envText, "the env file is as the seed left it");
-  assert.equal(existsSync(leaseFile(fixture.project.stateDir, recipe)), false, "the lease is released");
+  assert.equal(await fixture.project.coordination().readLease(recipe), null, "the lease is released");
   assert.deepEqual(await helpersOf(fixture.snapshotKey(recipe)), [], "no snapshot helper service of the canonical is left");
   assert.deepEqual(await leftovers(fixture.project, recipe, { baseDomain: fixture.baseDomain }), NOTHING_LEFT);
   for (const stack of stacks) assert.deepEqual(await runProcesses(stack), [], `no process of ${stack} is left`);
+}
+
+/** The engine prints the run stack's outputs at the end of its `up`; the runner passes them through. */
+export function leaseWaitMs(output: string, stack: string): number {
+  const match = new RegExp(`${stack}: +leaseWaitMs *: *(\\d+)`).exec(output);
+  assert.ok(match, `the up of ${stack} printed leaseWaitMs:\n${output}`);
+  return Number(match[1]);
 }
 
 /** The commit a tag of the warm stack's recipe checkout points at: a "PR head". */
@@ -83,19 +90,14 @@ export class TestCatalogue {
   ) {}
 
   static async create(recipe: string, override: CatalogueOverride): Promise<TestCatalogue> {
-    const catalogue = parseYaml(await readFile(path.join(REPO_ROOT, "catalogue.yaml"), "utf8")) as {
-      recipes: Record<string, { test: { command: string[]; timeoutSeconds: number }; deployTimeoutSeconds: number }>;
-    };
-    const entry = catalogue.recipes[recipe];
-    assert.ok(entry, `${recipe} is in the repository's catalogue`);
-    // Relative paths resolve against the catalogue's directory: point them back at the repository.
-    entry.test.command = entry.test.command.map((arg) => (arg.startsWith("test/") ? path.join(REPO_ROOT, arg) : arg));
-    if (override.test) entry.test.command = override.test;
-    if (override.testTimeoutSeconds) entry.test.timeoutSeconds = override.testTimeoutSeconds;
-    if (override.deployTimeoutSeconds) entry.deployTimeoutSeconds = override.deployTimeoutSeconds;
     const dir = await mkdtemp(path.join(os.tmpdir(), "warmstack-catalogue-"));
-    const file = path.join(dir, "catalogue.yaml");
-    await writeFile(file, stringifyYaml(catalogue));
+    const file = await catalogueWithSources(dir, {}, (recipes) => {
+      const entry = recipes[recipe];
+      assert.ok(entry, `${recipe} is in the repository's catalogue`);
+      if (override.test) entry.test.command = override.test;
+      if (override.testTimeoutSeconds) entry.test.timeoutSeconds = override.testTimeoutSeconds;
+      if (override.deployTimeoutSeconds) entry.deployTimeoutSeconds = override.deployTimeoutSeconds;
+    });
     return new TestCatalogue(dir, file);
   }
 

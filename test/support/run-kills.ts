@@ -2,12 +2,10 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import * as path from "node:path";
-import { leaseFile } from "../../infra/adapters/leases";
 import * as swarm from "../../infra/adapters/swarm";
-import type { ReapReport } from "../../runner/commands/reap";
 import { CanonicalStackFixture, helpersOf, treeHash } from "./canonical-stack";
 import { assertPutBack, baselineOf, CanonicalBaseline, commitOf, eventually, OutputWatch, TestCatalogue } from "./quick-runs";
-import { runResults, warmstack } from "./runs";
+import { reapReport, runResults, warmstack } from "./runs";
 
 /**
  * A quick run's runner stopped by a signal at each phase of the run (invariants 2 and 5). SIGTERM:
@@ -45,13 +43,13 @@ const PHASES: Phase[] = [
   },
   {
     // Beyond the four phases of the issue: the engine is mid-create, the one place where a killed
-    // runner's provider goes on unobserved (DESIGN.md, traps).
+    // runner's provider goes on unobserved (docs/design.md, traps).
     name: "during the up (the lease is taken and the canonical is being deployed)",
     reached: async (watch, { fixture }) => {
       await watch.waitFor(new RegExp(`up ${recipe} \\(${RUN}\\): started`));
-      const lease = leaseFile(fixture.project.stateDir, recipe);
+      const coordination = fixture.project.coordination();
       await eventually("the lease to be taken and the canonical deployed", async () =>
-        existsSync(lease) && (await swarm.stackServices(fixture.stack(recipe))).length > 0 ? true : undefined,
+        (await coordination.readLease(recipe)) !== null && (await swarm.stackServices(fixture.stack(recipe))).length > 0 ? true : undefined,
       );
     },
   },
@@ -78,17 +76,6 @@ const PHASES: Phase[] = [
     },
   },
 ];
-
-async function reapJson(fixture: CanonicalStackFixture): Promise<{ exitCode: number | undefined; output: string; report: ReapReport }> {
-  const run = await warmstack(fixture.project, ["reap", "--json"]);
-  let report: ReapReport;
-  try {
-    report = JSON.parse(String(run.stdout)) as ReapReport;
-  } catch {
-    assert.fail(`reap printed no JSON report (exit ${run.exitCode}):\n${String(run.all)}`);
-  }
-  return { exitCode: run.exitCode, output: String(run.all), report };
-}
 
 export function describeRunKills(signal: "SIGTERM" | "SIGKILL"): void {
   describe(`${signal} of a quick run's runner at each phase`, { concurrency: false }, () => {
@@ -152,12 +139,12 @@ export function describeRunKills(signal: "SIGTERM" | "SIGKILL"): void {
           assert.equal(results.steps.find((entry) => entry.name === "destroy")?.outcome, "passed", output);
           // Before any reap: the runner left nothing.
           await assertPutBack(fixture, baseline, [stack]);
-          const reap = await reapJson(fixture);
+          const reap = await reapReport(fixture.project);
           assert.equal(reap.exitCode, 0, reap.output);
           assert.deepEqual([reap.report.removed, reap.report.failed], [[], []], "the reap found nothing of the run");
         } else {
           assert.equal(result.signal, "SIGKILL", output);
-          const reap = await reapJson(fixture);
+          const reap = await reapReport(fixture.project);
           t.diagnostic(`reap removed: ${reap.report.removed.map((decision) => decision.kind).join(", ")}`);
           assert.equal(reap.exitCode, 0, reap.output);
           assert.deepEqual(reap.report.failed, []);

@@ -2,18 +2,31 @@ import { readdir, readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { execa, ResultPromise } from "execa";
 import * as swarm from "../../infra/adapters/swarm";
+import type { ReapReport } from "../../runner/reap";
 import type { RunResults } from "../../runner/results";
 import { proxyUrl } from "./bed";
 import { PulumiProject, REPO_ROOT } from "./pulumi-project";
 
-/** The `warmstack` CLI on a test project, with the repository's recipe catalogue (the fixture recipes). */
+/** The `warmstack` CLI on a test project, with its fixture's catalogue, else the repository's (the fixture recipes on the bed's Gitea). */
 export function warmstack(project: PulumiProject, args: readonly string[], env: Record<string, string> = {}): ResultPromise<{ reject: false; all: true; timeout: number }> {
   return execa("node", [path.join(REPO_ROOT, "dist", "runner", "cli.js"), ...args], {
-    env: { ...project.env(), WARMSTACK_CATALOGUE: path.join(REPO_ROOT, "catalogue.yaml"), WARMSTACK_PROXY_URL: proxyUrl(), ...env },
+    env: { WARMSTACK_CATALOGUE: path.join(REPO_ROOT, "catalogue.yaml"), ...project.env(), WARMSTACK_PROXY_URL: proxyUrl(), ...env },
     reject: false,
     all: true,
     timeout: 1_200_000,
   });
+}
+
+/** `warmstack reap --json` on a project, with its parsed report. */
+export async function reapReport(project: PulumiProject, args: readonly string[] = []): Promise<{ exitCode: number | undefined; output: string; report: ReapReport }> {
+  const run = await warmstack(project, ["reap", "--json", ...args]);
+  let report: ReapReport;
+  try {
+    report = JSON.parse(String(run.stdout)) as ReapReport;
+  } catch {
+    throw new Error(`reap printed no JSON report (exit ${run.exitCode}):\n${String(run.all)}`);
+  }
+  return { exitCode: run.exitCode, output: String(run.all), report };
 }
 
 /** results.json of a finished run, found by its stack name in the run's output, or the only one there is. */
@@ -67,14 +80,14 @@ export async function leftovers(project: PulumiProject, recipe: string, options:
   const listed = async (args: string[]) => (await swarm.docker(args)).split("\n").filter((name) => runName.test(name));
   const stacksOutput = await project.pulumi(["stack", "ls", "--json"]);
   const stacks = stacksOutput.exitCode === 0 ? (JSON.parse(stacksOutput.output) as { name: string }[]).map((entry) => entry.name).filter((name) => name.startsWith(`run-${recipe}-`)) : [];
-  const files = async (dir: string) => (await readdir(path.join(project.stateDir, dir)).catch(() => [] as string[])).filter((name) => name.endsWith(".json"));
+  const coordination = project.coordination();
   return {
     stacks,
     services: await listed(["service", "ls", "--format", "{{.Name}}"]),
     networks: await listed(["network", "ls", "--format", "{{.Name}}"]),
     volumes: await listed(["volume", "ls", "--format", "{{.Name}}"]),
-    leases: await files("leases"),
-    registrations: (await files("runs")).filter((name) => name.startsWith(`run-${recipe}-`)),
+    leases: (await coordination.listLeases()).map((lease) => lease.recipe),
+    registrations: (await coordination.listRegistrations()).map((registration) => registration.stack).filter((name) => name.startsWith(`run-${recipe}-`)),
   };
 }
 

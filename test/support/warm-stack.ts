@@ -1,3 +1,5 @@
+import type { TestContext } from "node:test";
+import assert from "node:assert/strict";
 import { randomInt } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import * as net from "node:net";
@@ -7,6 +9,9 @@ import { StackDeployer } from "../../infra/adapters/stack-deployer";
 import * as swarm from "../../infra/adapters/swarm";
 import { stackNameForDomain } from "../../infra/naming";
 import { AbraDir } from "./abra-dir";
+import { keycloakAdmin, realmExists } from "./keycloak-admin";
+import { bootDiagnostics } from "./boot-diagnostics";
+import { withKeycloakBoot } from "./keycloak-boots";
 import { bed, proxyUrl, uniqueDomain } from "./bed";
 import { PulumiProject } from "./pulumi-project";
 
@@ -54,6 +59,15 @@ export interface WarmAppSpec {
   deployTimeoutSeconds?: number;
 }
 
+/** The first label of a fixture app's domain (`kc-<hex>.<bed domain>`): no product name starts so. */
+export const FIXTURE_DOMAIN_PREFIX = { keycloak: "kc", traefik: "tr" } as const;
+
+/** The stacks of fixture apps, of this run or left by a killed one: named by `uniqueDomain`. */
+export function isFixtureStack(stack: string, bedDomain: string): boolean {
+  const prefixes = Object.values(FIXTURE_DOMAIN_PREFIX).join("|");
+  return new RegExp(`^(${prefixes})-[0-9a-f]{1,6}_${bedDomain.replace(/\./g, "_")}$`).test(stack);
+}
+
 /**
  * A warm stack of its own for one test: a project directory and file backend, a $ABRA_DIR with
  * trimmed recipe clones, unique domains, its own Traefik port, snapshot store and alert directory.
@@ -72,11 +86,12 @@ export class WarmStackFixture {
   static async create(apps: readonly WarmAppSpec[], extraConfig: Record<string, string> = {}): Promise<WarmStackFixture> {
     const project = await PulumiProject.create();
     const abra = await AbraDir.create(apps.map((app) => app.kind));
+    project.catalogue = await abra.catalogue();
     const fixture = new WarmStackFixture(project, abra, `warmstack_test_snapshots_${Math.random().toString(16).slice(2, 8)}`);
     const appsConfig: Record<string, unknown> = {};
     for (const app of apps) {
       await abra.keepOnlyTags(app.kind, app.initialTags);
-      fixture.domains[app.kind] = uniqueDomain(app.kind === "keycloak" ? "kc" : "tr");
+      fixture.domains[app.kind] = uniqueDomain(FIXTURE_DOMAIN_PREFIX[app.kind]);
       if (app.kind === "keycloak") {
         appsConfig.keycloak = {
           recipe: "keycloak",
@@ -119,6 +134,13 @@ export class WarmStackFixture {
     return path.join(this.project.stateDir, "alerts");
   }
 
+  /** Sets one app's deploy timeout in the warm stack's config, as an operator would between ups. */
+  async setDeployTimeout(kind: "keycloak" | "traefik", seconds: number): Promise<void> {
+    const apps = JSON.parse(await this.cli(["config", "get", "-s", "warm", "warmstack:apps"])) as Record<string, Record<string, unknown>>;
+    apps[kind]!.deployTimeoutSeconds = seconds;
+    await this.cli(["config", "set", "-s", "warm", "warmstack:apps", JSON.stringify(apps)]);
+  }
+
   deployer(): StackDeployer {
     return new StackDeployer({ abraDir: this.abra.root, server: "default", proxyUrl: proxyUrl(), dnsrrEndpoints: true });
   }
@@ -131,8 +153,15 @@ export class WarmStackFixture {
     return this.project.pulumiOrThrow(args);
   }
 
+  /** An up of a warm stack with a Keycloak boots one, so it waits for a boot slot first. */
   up(): Promise<{ exitCode: number; output: string }> {
-    return this.project.pulumi(["up", "-s", "warm", "--yes", "--skip-preview"]);
+    const up = () => this.project.pulumi(["up", "-s", "warm", "--yes", "--skip-preview"]);
+    return this.domains.keycloak ? withKeycloakBoot(`the up of ${this.domains.keycloak}`, up) : up();
+  }
+
+  /** Why the Keycloak did not come up (support/boot-diagnostics.ts). */
+  keycloakDiagnostics(): Promise<string> {
+    return bootDiagnostics(stackNameForDomain(this.domains.keycloak!), this.domains.keycloak!);
   }
 
   preview(): Promise<{ exitCode: number; output: string }> {
@@ -187,4 +216,35 @@ export class WarmStackFixture {
     await this.abra.dispose();
     await this.project.dispose();
   }
+}
+
+/**
+ * Keycloak's first boot creates its schema and master realm: 20 s on a quiet machine, 140 s seen on a
+ * CI machine running four suites beside it. It gets this long whatever a test sets for what follows.
+ */
+const FIRST_BOOT_TIMEOUT_SECONDS = 400;
+
+/** A warm stack whose Keycloak has booted at the first of `initialTags`, then given the test's own deploy timeout. */
+export async function bootedKeycloak(t: TestContext, initialTags: readonly string[], deployTimeoutSeconds?: number): Promise<{ fixture: WarmStackFixture; firstUp: string }> {
+  const fixture = await WarmStackFixture.create([{ kind: "keycloak", initialTags, deployTimeoutSeconds: FIRST_BOOT_TIMEOUT_SECONDS }]);
+  t.after(() => fixture.dispose());
+  const up = await fixture.up();
+  if (up.exitCode !== 0) assert.fail(`${up.output}\n${await fixture.keycloakDiagnostics()}`);
+  await fixture.setDeployTimeout("keycloak", deployTimeoutSeconds ?? 300);
+  return { fixture, firstUp: up.output };
+}
+
+/**
+ * A warm stack whose Keycloak is up at `initialTag` with a realm "marker" in it, which every later
+ * operation on it must keep; disposed when the test ends.
+ */
+export async function keycloakWithMarker(t: TestContext, initialTag: string, deployTimeoutSeconds: number) {
+  const { fixture } = await bootedKeycloak(t, [initialTag], deployTimeoutSeconds);
+  const password = ((await fixture.resourceOutputs("keycloak", true)).appSecrets as Record<string, string>).admin_password!;
+  await (await keycloakAdmin(fixture.domains.keycloak!, password)).realms.create({ realm: "marker", enabled: true });
+  return {
+    fixture,
+    stack: stackNameForDomain(fixture.domains.keycloak!),
+    markerKept: async () => realmExists(await keycloakAdmin(fixture.domains.keycloak!, password), "marker"),
+  };
 }

@@ -5,7 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { execa } from "execa";
-import { checkPromotion, PromoteError } from "../../runner/commands/promote";
+import { checkPromotion, PromoteError } from "../../runner/promote";
 
 /**
  * The canonical's pure parts: what the warm program registers for the enrolled recipes (Pulumi
@@ -74,7 +74,7 @@ describe("the warm program's canonicals", () => {
     await new Promise((resolve) => setImmediate(resolve));
     assert.deepEqual(
       registered.map((resource) => [resource.type, resource.name, resource.inputs.domain, resource.inputs.knownGood, resource.inputs.deployTimeoutMs, resource.inputs.leases]),
-      [["pulumi-nodejs:dynamic:Resource", "canonical-custom-html", "warm-custom-html.warm.test", "1.0.1+1.0", 60_000, { stateDir: "/srv/state", waitMs: 1_800_000 }]],
+      [["pulumi-nodejs:dynamic/warmstack:Canonical", "custom-html", "warm-custom-html.warm.test", "1.0.1+1.0", 60_000, { stateDir: "/srv/state", waitMs: 1_800_000 }]],
     );
   });
 
@@ -109,6 +109,13 @@ describe("a canonical's diff", () => {
   };
   const { snapshotId: _id, snapshotBytes: _bytes, seededAt: _at, ...inputs } = olds;
 
+  it("check accepts its inputs and names every bad property", async () => {
+    const { checkCanonical } = await import("../../infra/canonical");
+    assert.deepEqual((await checkCanonical(inputs)).failures, []);
+    const bad = await checkCanonical({ ...inputs, recipe: "../x", knownGood: "1.0", deployTimeoutMs: -1, domain: `${"a".repeat(60)}.warm.test`, node: "n == m" });
+    assert.deepEqual((bad.failures ?? []).map((failure) => failure.property).sort(), ["deployTimeoutMs", "domain", "knownGood", "node", "recipe"]);
+  });
+
   it("sees no change when only the outputs differ from the inputs", async () => {
     const { diffCanonical } = await import("../../infra/canonical");
     assert.deepEqual(diffCanonical(olds, inputs), { changes: false, replaces: [], deleteBeforeReplace: false });
@@ -124,6 +131,14 @@ describe("a canonical's diff", () => {
     ]) {
       assert.deepEqual(diffCanonical(olds, { ...inputs, ...change }), { changes: true, replaces: [], deleteBeforeReplace: false }, JSON.stringify(change));
     }
+  });
+
+  it("sees a node named for the first time, or another than its volumes', as a change (which the update checks), and the same node as none", async () => {
+    const { diffCanonical } = await import("../../infra/canonical");
+    assert.equal(diffCanonical({ ...olds, pinnedNode: "n1" }, { ...inputs, node: "n1" }).changes, false);
+    assert.equal(diffCanonical({ ...olds, pinnedNode: "n1" }, { ...inputs, node: "n2" }).changes, true);
+    assert.equal(diffCanonical(olds, { ...inputs, node: "n1" }).changes, true, "seeded before pinning: the update pins it");
+    assert.equal(diffCanonical({ ...olds, pinnedNode: "n1" }, inputs).changes, false, "no node named: it stays where it is");
   });
 
   it("sees no change when only where leases live or how long to wait for them changes", async () => {
@@ -167,11 +182,13 @@ describe("status", () => {
     lastCheckedAt: "2026-01-01T00:00:00.000Z",
   });
 
-  it("reads warm apps (leaving their secret outputs out) and canonicals from their resources' outputs, and ignores anything else", async () => {
-    const { describeResource } = await import("../../runner/commands/status");
+  it("reads warm apps (leaving their secret outputs out) and canonicals by their resource type", async () => {
+    const { describeResource } = await import("../../runner/status");
     assert.deepEqual(
       describeResource(
         {
+          type: "WarmApp",
+          outputs: {
           app: "keycloak",
           domain: "kc.warm.test",
           deployedVersion: "1.0.0+26.5.6",
@@ -180,6 +197,7 @@ describe("status", () => {
           rollbackReason: "upgrade failed: HTTP 503",
           lastCheckedAt: "2026-01-01T00:00:00.000Z",
           appSecrets: { "4dabf18193072939515e22adc298a1": "1b47061264138c4ac30d75fd1eb44270", ciphertext: "v1:x" },
+          },
         },
         now,
       ),
@@ -197,7 +215,13 @@ describe("status", () => {
       },
     );
     assert.deepEqual(
-      describeResource({ recipe: "custom-html", domain: "warm-custom-html.warm.test", knownGood: "1.0.1+1.0", snapshotId: "ab".repeat(32), snapshotBytes: 3_145_728, seededAt: "2026-01-01T00:30:00.000Z" }, now),
+      describeResource(
+        {
+          type: "Canonical",
+          outputs: { recipe: "custom-html", domain: "warm-custom-html.warm.test", knownGood: "1.0.1+1.0", snapshotId: "ab".repeat(32), snapshotBytes: 3_145_728, seededAt: "2026-01-01T00:30:00.000Z" },
+        },
+        now,
+      ),
       {
         kind: "canonical",
         status: {
@@ -211,11 +235,49 @@ describe("status", () => {
         },
       },
     );
-    assert.equal(describeResource({ path: "/tmp/marker", content: "x" }, now), undefined);
+  });
+
+  it("names a canonical's node, and says when that node cannot run it", async () => {
+    const { describeResource, renderStatus } = await import("../../runner/status");
+    const outputs = { recipe: "custom-html", domain: "warm-custom-html.warm.test", knownGood: "1.0.1+1.0", snapshotId: "ab".repeat(32), snapshotBytes: 1024, seededAt: "2026-01-01T00:30:00.000Z" };
+    const pinned = describeResource({ type: "Canonical", outputs: { ...outputs, pinnedNode: "ci-node-2" } }, now);
+    assert.equal(pinned.kind === "canonical" && pinned.status.node, "ci-node-2");
+    const line = (nodeState?: { usable: true } | { usable: false; why: string } | { checked: false; reason: string }, node: string | null = "ci-node-2") =>
+      renderStatus({
+        stack: "warm",
+        warmApps: [],
+        canonicals: [{ ...outputs, snapshotAgeSeconds: 60, state: "idle", ...(node ? { node } : {}), ...(nodeState ? { nodeState } : {}) }],
+        holds: [],
+        alerts: [],
+      })
+        .split("\n")
+        .find((text) => text.includes("custom-html"));
+    assert.match(line({ usable: true }) ?? "", /, idle, on node ci-node-2$/);
+    assert.match(line({ usable: false, why: "has left the swarm" }) ?? "", /, idle, on node ci-node-2, which has left the swarm: its quick runs fall back to cold$/);
+    assert.match(line({ checked: false, reason: "the swarm's nodes cannot be read (x)" }) ?? "", /on node ci-node-2 \(not checked: the swarm's nodes cannot be read \(x\)\)$/);
+    assert.match(line(undefined, null) ?? "", /, idle$/, "seeded before pinning: no node named");
+  });
+
+  it("tells the warm stack's resources apart by type, and reads a state not yet moved to the typed resources by name", async () => {
+    const { stateResourceOf } = await import("../../runner/warm-state");
+    const urn = (type: string, name: string) => `urn:pulumi:warm::warmstack::${type}::${name}`;
+    const kinds = [
+      ["pulumi-nodejs:dynamic/warmstack:WarmApp", "keycloak"],
+      ["pulumi-nodejs:dynamic/warmstack:Canonical", "keycloak"],
+      ["pulumi-nodejs:dynamic:Resource", "traefik"],
+      ["pulumi-nodejs:dynamic:Resource", "canonical-custom-html"],
+      ["pulumi-nodejs:dynamic/warmstack:RunApp", "app"],
+      ["pulumi:pulumi:Stack", "warmstack-warm"],
+      ["pulumi:providers:pulumi-nodejs", "default"],
+    ].map(([type, name]) => stateResourceOf({ urn: urn(type!, name!), type: type! }));
+    assert.deepEqual(
+      kinds.map((resource) => resource && [resource.type, resource.name]),
+      [["WarmApp", "keycloak"], ["Canonical", "keycloak"], ["WarmApp", "traefik"], ["Canonical", "custom-html"], undefined, undefined, undefined],
+    );
   });
 
   it("does not look at a warm app whose state it cannot read, and names the field", async () => {
-    const { liveState } = await import("../../runner/commands/status");
+    const { liveState } = await import("../../runner/status");
     assert.deepEqual(await liveState({ recipe: "keycloak", domain: "kc.warm.test", health: { path: "/realms/master" } }), {
       checked: false,
       reason: "its state cannot be read (deployerSettings: Invalid input: expected object, received undefined)",
@@ -223,7 +285,7 @@ describe("status", () => {
   });
 
   it("renders rollbacks, canonicals with size, age and lease, holds and alerts", async () => {
-    const { renderStatus } = await import("../../runner/commands/status");
+    const { renderStatus } = await import("../../runner/status");
     const text = renderStatus({
       stack: "warm",
       warmApps: [

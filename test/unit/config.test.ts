@@ -69,23 +69,25 @@ describe("stack config", () => {
   it("validates run-stack refs, PR numbers and modes", () => {
     const base = {
       recipe: "custom-html",
-      hex: "a1b2c3",
+      runId: "a1b2c3",
       baseDomain: "warm.test",
       abraDir: "/tmp/abra",
       proxyUrl: "http://127.0.0.1:1",
       stateDir: "/tmp/state",
     };
     assert.equal(parseConfig(runConfigSchema, { ...base, pr: "42" }, "run").pr, 42);
-    const allDigits = namespacedConfig({ "warmstack:hex": "752380", "warmstack:pr": "7" });
-    assert.equal(parseConfig(runConfigSchema, { ...base, ...allDigits }, "run").hex, "752380", "an all-digit run id stays a name");
+    const allDigits = namespacedConfig({ "warmstack:runId": "752380", "warmstack:pr": "7" });
+    assert.equal(parseConfig(runConfigSchema, { ...base, ...allDigits }, "run").runId, "752380", "an all-digit run id stays a name");
     assert.equal(parseConfig(runConfigSchema, base, "run").mode, "cold");
+    assert.throws(() => parseConfig(runConfigSchema, { ...base, sso: "warm-keycloak" }, "run"), /warmstack:keycloakDomain: is required when warmstack:sso is warm-keycloak/);
     for (const [field, value] of [
       ["ref", "main"],
       ["ref", "deadbeef; rm -rf /"],
       ["pr", "-1"],
       ["pr", "4.5"],
       ["mode", "fast"],
-      ["hex", "A1B2C3"],
+      ["runId", "A1B2C3"],
+      ["sso", "true"],
       ["recipe", "../etc"],
     ] as const) {
       assert.throws(() => parseConfig(runConfigSchema, { ...base, [field]: value }, "run"), new RegExp(`warmstack:${field}: `), `${field}=${value}`);

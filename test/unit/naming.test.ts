@@ -4,13 +4,13 @@ import fc from "fast-check";
 import {
   NameError,
   assertDomain,
-  assertHex6,
+  assertRunId,
   assertRecipeName,
   assertRunRealmName,
   assertServerName,
   canonicalDomain,
   domainSchema,
-  hex6Schema,
+  runIdSchema,
   parseRunStackName,
   recipeNameSchema,
   runDomain,
@@ -98,14 +98,14 @@ table(
   ["", "Default", "-x", "x-", "x.", "../x", "a/b", "a b", 7],
 );
 
-table("hex6", (v) => assertHex6(v), hex6Schema, ["abc123", "000000", "ffffff"], ["ABC123", "abc12", "abc1234", "ghijkl", " abc12", ""]);
+table("run id", (v) => assertRunId(v), runIdSchema, ["abc123", "000000", "ffffff"], ["ABC123", "abc12", "abc1234", "ghijkl", " abc12", ""]);
 
 describe("run stacks", () => {
-  it("builds and parses run-<recipe>-<hex6>", () => {
+  it("builds and parses run-<recipe>-<runId>", () => {
     assert.equal(runStackName("keycloak", "abc123"), "run-keycloak-abc123");
-    assert.deepEqual(parseRunStackName("run-lasuite-docs-0a1b2c"), { recipe: "lasuite-docs", hex: "0a1b2c" });
+    assert.deepEqual(parseRunStackName("run-lasuite-docs-0a1b2c"), { recipe: "lasuite-docs", runId: "0a1b2c" });
     // A recipe part that itself looks like a run id: the run id is still the last six characters.
-    assert.deepEqual(parseRunStackName("run-foo-abc123-def456"), { recipe: "foo-abc123", hex: "def456" });
+    assert.deepEqual(parseRunStackName("run-foo-abc123-def456"), { recipe: "foo-abc123", runId: "def456" });
     assert.equal(parseRunStackName("warm"), null);
     assert.equal(parseRunStackName("run-keycloak-abc12"), null);
   });
@@ -119,14 +119,14 @@ describe("run stacks", () => {
 
   it("refuses bad parts", () => {
     refuses(() => runStackName("Keycloak", "abc123"), "recipe");
-    refuses(() => runStackName("keycloak", "ABC123"), "hex");
+    refuses(() => runStackName("keycloak", "ABC123"), "runId");
   });
 
-  it("round-trips for every valid recipe and hex", () => {
+  it("round-trips for every valid recipe and run id", () => {
     fc.assert(
       fc.property(recipeArb, hexArb, (recipe, hex) => {
         const name = runStackName(recipe, hex);
-        assert.deepEqual(parseRunStackName(name), { recipe, hex });
+        assert.deepEqual(parseRunStackName(name), { recipe, runId: hex });
         assert.equal(runStackNameSchema.safeParse(name).success, true);
       }),
     );
@@ -152,7 +152,7 @@ describe("domains and stacks for apps", () => {
     assert.equal(runDomain("ab-cd", "abc123", "example.org"), "ab-c-abc123.example.org");
     assert.equal(runDomain("abc-d", "000000", "x.y"), "abc-000000.x.y");
     refuses(() => runDomain("keycloak", "abc123", "localhost"), "baseDomain");
-    refuses(() => runDomain("keycloak", "xyz", "example.org"), "hex");
+    refuses(() => runDomain("keycloak", "xyz", "example.org"), "runId");
   });
 
   it("run domains are valid domains with a first label of at most 11 chars", () => {

@@ -29,14 +29,18 @@ function setConfig(values: Record<string, string>): void {
 
 describe("stack programs (Pulumi mocks)", () => {
   it("selects the program by stack name and refuses any other name", async () => {
-    const { programFor, UnknownStackError } = await import("../../stacks/programs");
-    const { warmProgram } = await import("../../stacks/warm");
-    const { runProgram } = await import("../../stacks/run");
-    assert.equal(programFor("warm"), warmProgram);
-    assert.equal(programFor("run-custom-html-a1b2c3"), runProgram);
+    const { programFor } = await import("../../stacks/programs");
+    const { UnknownStackError } = await import("../../stacks/stack-names");
     for (const name of ["dev", "warm2", "run-custom-html", "run-Custom-a1b2c3", "run--a1b2c3"]) {
       assert.throws(() => programFor(name), UnknownStackError, name);
     }
+  });
+
+  it("gives the operator's errors to the engine without a stack trace, in the runner's inline programs too", async () => {
+    const { programFor } = await import("../../stacks/programs");
+    setConfig({ "warmstack:baseDomain": "not a domain" });
+    await assert.rejects(programFor("warm")(), (error: Error) => error instanceof pulumi.RunError && /warmstack:baseDomain/.test(error.message) && error.stack === error.message);
+    await assert.rejects(programFor("run-custom-html-a1b2c3")(), (error: Error) => error instanceof pulumi.RunError && /run stack .* config is invalid/.test(error.message));
   });
 
   it("the warm program validates its config before registering anything", async () => {

@@ -19,6 +19,8 @@ describe("a run's recorded progress", () => {
       assert.deepEqual(await readRunProgress(file), { lane: "quick", deployAttempts: 2 });
       await recordRunProgress(file, { lane: "cold" });
       assert.equal((await readRunProgress(file)).lane, "cold", "a fallback after the quick lane");
+      await recordRunProgress(file, { leaseHeldBy: "run-custom-html-0a1b2c" });
+      assert.deepEqual(await readRunProgress(file), { lane: "cold", deployAttempts: 2, leaseHeldBy: "run-custom-html-0a1b2c" }, "a wait for a held lease is no deploy");
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -11,6 +11,8 @@ function summary(operation: "preview" | "up", down: boolean): WarmSummary {
     holds: [],
     deployed: operation === "up" ? { keycloak: "1.1.0+26.7.3" } : {},
     changes: {},
+    fetches: [],
+    recovered: { endedPids: [], clearedLocks: [], refreshed: false },
     elapsedMs: 1200,
   };
 }
@@ -26,5 +28,17 @@ describe("warm summary: an app that is down at its version", () => {
 
   it("a healthy app gets no such remark", () => {
     for (const operation of ["preview", "up"] as const) assert.doesNotMatch(renderWarmSummary(summary(operation, false)), /DOWN/);
+  });
+});
+
+describe("warm summary: a recipe whose remote could not be fetched", () => {
+  it("warns that the plan was made from the checkout it has, naming the remote and why", () => {
+    const fetches = [
+      { recipe: "keycloak", source: "http://127.0.0.1:1/coop-cloud/keycloak.git", outcome: "failed" as const, detail: "fetch: Connection refused" },
+      { recipe: "traefik", source: "/srv/remotes/traefik.git", outcome: "fetched" as const },
+    ];
+    const text = renderWarmSummary({ ...summary("preview", false), fetches });
+    assert.match(text, /WARNING recipe keycloak: could not fetch http:\/\/127\.0\.0\.1:1\/coop-cloud\/keycloak\.git; planned from the checkout it has \(fetch: Connection refused\)/);
+    assert.doesNotMatch(text, /traefik: could not fetch/);
   });
 });

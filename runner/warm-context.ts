@@ -1,13 +1,9 @@
-import { existsSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
-import * as path from "node:path";
-import { execa } from "execa";
 import { releasedVersions, resolveCommit } from "../infra/adapters/recipes";
 import { CatalogueEntry, LeasedCanonical, parseLeasedCanonical, WarmConfig } from "../infra/config";
-import { canonicalResourceName } from "../stacks/canonicals";
-import { runWorkDir } from "./run-registry";
 import { warmConfig, warmResources } from "./warm-state";
-import { RunnerSettings, selectStack, stackExists } from "./workspace";
+import type { RunnerContext } from "./context";
+import { Stack } from "@pulumi/pulumi/automation";
+import { selectStack, stackExists } from "./workspace";
 
 /**
  * What a run takes from the warm stack: where apps live (base domain, proxy, server), the shared
@@ -19,23 +15,28 @@ export interface WarmContext {
   server: string;
   proxyUrl: string;
   dnsrrEndpoints: boolean;
-  /** The warm stack's ABRA_DIR: its recipe checkouts are the source of a run's own. */
+  /** The warm stack's ABRA_DIR: its recipe checkouts, kept fetched, are where a run clones its own from. */
   abraDir: string;
   /** The shared Keycloak's domain, when the warm stack has one. */
   keycloakDomain?: string;
+  /**
+   * Its admin password, when the warm stack made that Keycloak (a secret output of the stack). Kept in
+   * memory only, and handed to the processes that need it in their environment.
+   */
+  keycloakAdminPassword?: string;
   enrolled: string[];
   canonicals: Record<string, LeasedCanonical>;
 }
 
-export async function warmContext(settings: RunnerSettings, env: NodeJS.ProcessEnv = process.env): Promise<WarmContext> {
+export async function warmContext(context: RunnerContext): Promise<WarmContext> {
+  const { settings, defaults } = context;
   if (!(await stackExists("warm", settings))) {
-    const baseDomain = env.WARMSTACK_BASE_DOMAIN ?? "warm.test";
     return {
-      baseDomain,
+      baseDomain: defaults.baseDomain.value,
       server: "default",
-      proxyUrl: env.WARMSTACK_PROXY_URL ?? "http://127.0.0.1:47080",
+      proxyUrl: defaults.proxyUrl.value,
       dnsrrEndpoints: true,
-      abraDir: env.WARMSTACK_ABRA_DIR ?? path.join(settings.stateDir, "abra"),
+      abraDir: defaults.abraDir.value,
       enrolled: [],
       canonicals: {},
     };
@@ -45,7 +46,7 @@ export async function warmContext(settings: RunnerSettings, env: NodeJS.ProcessE
   const canonicals: Record<string, LeasedCanonical> = {};
   const resources = await warmResources(stack);
   for (const recipe of Object.keys(config.canonicals)) {
-    const outputs = resources.find((resource) => resource.name === canonicalResourceName(recipe))?.outputs;
+    const outputs = resources.find((resource) => resource.type === "Canonical" && resource.name === recipe)?.outputs;
     const parsed = leasedCanonicalOf(outputs);
     if (parsed) canonicals[recipe] = parsed;
   }
@@ -56,9 +57,30 @@ export async function warmContext(settings: RunnerSettings, env: NodeJS.ProcessE
     dnsrrEndpoints: config.dnsrrEndpoints,
     abraDir: config.abraDir,
     keycloakDomain: sharedKeycloakDomain(config),
+    keycloakAdminPassword: await keycloakAdminPasswordOf(stack),
     enrolled: Object.keys(config.canonicals),
     canonicals,
   };
+}
+
+async function keycloakAdminPasswordOf(stack: Stack): Promise<string | undefined> {
+  const value = (await stack.outputs()).keycloakAdminPassword?.value;
+  return typeof value === "string" && value !== "" ? value : undefined;
+}
+
+/**
+ * The shared Keycloak's admin password warmstack hands on: none when the operator gave one
+ * (WARMSTACK_KEYCLOAK_ADMIN_PASSWORD[_FILE], for a Keycloak warmstack did not make), else the warm
+ * stack's.
+ */
+export function warmKeycloakPassword(warm: WarmContext, env: NodeJS.ProcessEnv): string | undefined {
+  return env.WARMSTACK_KEYCLOAK_ADMIN_PASSWORD || env.WARMSTACK_KEYCLOAK_ADMIN_PASSWORD_FILE ? undefined : warm.keycloakAdminPassword;
+}
+
+/** The same, as the environment of a process that needs it (a run stack's engine and providers). */
+export function keycloakAdminEnv(warm: WarmContext, env: NodeJS.ProcessEnv): Record<string, string> {
+  const password = warmKeycloakPassword(warm, env);
+  return password === undefined ? {} : { WARMSTACK_KEYCLOAK_ADMIN_PASSWORD: password };
 }
 
 function sharedKeycloakDomain(config: WarmConfig): string | undefined {
@@ -80,34 +102,6 @@ export function quickLaneFor(recipe: string, entry: CatalogueEntry, warm: WarmCo
   const canonical = warm.canonicals[recipe];
   if (!canonical) return { fallback: `${recipe}'s canonical has not been seeded yet (run an up of the warm stack)` };
   return { canonical };
-}
-
-/** A run's own ABRA_DIR with clones of the recipes it deploys: concurrent runs never share a checkout. */
-export async function prepareRunAbraDir(settings: RunnerSettings, stack: string, warm: WarmContext, recipes: string[], env: NodeJS.ProcessEnv = process.env) {
-  const abraDir = path.join(runWorkDir(settings.stateDir, stack), "abra");
-  await mkdir(path.join(abraDir, "recipes"), { recursive: true, mode: 0o700 });
-  for (const recipe of recipes) {
-    const source = recipeSource(warm, recipe, env);
-    await execa("git", ["clone", "-q", source, path.join(abraDir, "recipes", recipe)]);
-  }
-  return abraDir;
-}
-
-/** The warm stack's checkout of the recipe, else the operator's recipe source (the bed's fixture repositories). */
-export function recipeSource(warm: WarmContext, recipe: string, env: NodeJS.ProcessEnv = process.env): string {
-  const warmCheckout = path.join(warm.abraDir, "recipes", recipe);
-  if (existsSync(warmCheckout)) return warmCheckout;
-  const source = path.join(env.WARMSTACK_RECIPE_SOURCE ?? "/var/cache/warmstack-bed/recipes", recipe);
-  if (existsSync(source)) return source;
-  throw new Error(`--recipe: no checkout of recipe ${recipe}: neither ${warmCheckout} nor ${source} exists`);
-}
-
-/** Whether the ref is a commit of the recipe checkout; a ref that is not is refused before anything is created. */
-export async function hasCommit(recipeDir: string, ref: string): Promise<boolean> {
-  return resolveCommit(recipeDir, ref).then(
-    () => true,
-    () => false,
-  );
 }
 
 /**

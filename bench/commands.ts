@@ -1,0 +1,56 @@
+// The warm stack's read-only commands against the engine floor, side by side in one run on the bed,
+// alternating, on one warm stack that holds a seeded custom-html canonical (nothing to change):
+// - `warmstack preview` against a bare Automation API preview of an empty inline program on the same
+//   backend (what the engine costs before warmstack reads anything live);
+// - `warmstack status` against a bare Automation API read of the warm stack's outputs (what status
+//   must read at the least).
+//   npm run bench:commands -- [--rounds N] [--smoke] [--json FILE]
+// --smoke runs each once, so CI sees the bench keep working.
+import { LocalWorkspace } from "@pulumi/pulumi/automation";
+import { bed } from "../test/support/bed";
+import { CanonicalStackFixture } from "../test/support/canonical-stack";
+import { booleanFlag, Comparison, numberFlag, report, timed } from "./support";
+
+const RECIPE = "custom-html";
+const KNOWN_GOOD = "1.0.0+1.0";
+
+async function warmstack(fixture: CanonicalStackFixture, args: string[]): Promise<void> {
+  const ran = await fixture.runner(args);
+  if (ran.exitCode !== 0) throw new Error(`warmstack ${args.join(" ")} failed (exit ${ran.exitCode}):\n${String(ran.all).slice(-3000)}`);
+}
+
+async function main(): Promise<void> {
+  const smoke = booleanFlag("--smoke");
+  const rounds = smoke ? 1 : numberFlag("--rounds", 5, 50);
+  bed();
+  const fixture = await CanonicalStackFixture.create([{ recipe: RECIPE, tags: [KNOWN_GOOD], knownGood: KNOWN_GOOD, deployTimeoutSeconds: 120 }]);
+  try {
+    console.error(`[bench] seeding the ${RECIPE} canonical at ${KNOWN_GOOD}`);
+    const seeded = await fixture.up();
+    if (seeded.exitCode !== 0) throw new Error(`seeding failed:\n${seeded.output.slice(-3000)}`);
+    const envVars = fixture.project.env();
+    const empty = await LocalWorkspace.createOrSelectStack({ projectName: "warmstack-bench-floor", stackName: "empty", program: async () => ({}) }, { envVars });
+    const warm = await LocalWorkspace.selectStack({ stackName: "warm", workDir: fixture.project.dir }, { envVars });
+    const preview: Comparison = { what: "`warmstack preview`, nothing to change", samples: [], floorSamples: [], floor: "bare preview of an empty program", goal: 1.5 };
+    const status: Comparison = { what: "`warmstack status`", samples: [], floorSamples: [], floor: "bare read of the warm stack's outputs" };
+    try {
+      for (let round = 0; round < rounds; round += 1) {
+        preview.floorSamples.push(await timed(() => empty.preview()));
+        preview.samples.push(await timed(() => warmstack(fixture, ["preview"])));
+        status.floorSamples.push(await timed(() => warm.outputs()));
+        status.samples.push(await timed(() => warmstack(fixture, ["status"])));
+        console.error(`[bench] commands: round ${round + 1}/${rounds} done`);
+      }
+    } finally {
+      await empty.workspace.removeStack("empty", { force: true }).catch(() => undefined);
+    }
+    await report(`warmstack's read-only commands against the engine floor (${rounds} round(s), alternating)`, [preview, status]);
+  } finally {
+    await fixture.dispose();
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : String(error));
+  process.exitCode = 1;
+});
