@@ -84,9 +84,26 @@ export const warmConfigSchema = z
     stateDir: absolutePath.optional(),
     /** How long a promote or de-enrol waits for a quick run to give its canonical back. */
     leaseWaitSeconds: z.coerce.number().int().min(0).max(86_400).default(1800),
+    /**
+     * The shared Keycloak's canary, set by the runner from the recipe catalogue before every
+     * operation: the SSO recipes that run against a copy of it before it moves, and how to start
+     * their runs. Unset: the Keycloak moves on health alone.
+     */
+    canary: z
+      .object({
+        recipes: z.array(recipeNameSchema).nonempty("must name a recipe"),
+        runCommand: z.array(z.string().min(1)).nonempty("must name a program"),
+        catalogue: absolutePath,
+        runTimeoutSeconds: z.coerce.number().int().min(60).max(14_400).optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict()
   .superRefine((config, context) => {
+    if (config.canary !== undefined && config.stateDir === undefined) {
+      context.addIssue({ code: "custom", path: ["stateDir"], message: "is required with a canary: its runs register under <stateDir> (warmstack sets it to WARMSTACK_STATE_DIR)" });
+    }
     if (Object.keys(config.canonicals).length > 0 && config.stateDir === undefined) {
       context.addIssue({
         code: "custom",
@@ -259,8 +276,15 @@ const catalogueEntrySchema = z
     sso: z.boolean().default(false),
     /** Quick runs may borrow the recipe's canonical, and a green cold run on its latest promotes it. */
     canonical: z.boolean().default(false),
+    /** Before the shared Keycloak moves, the recipe runs against a copy of it at the new version (an SSO recipe only). */
+    canary: z.boolean().default(false),
   })
-  .strict();
+  .strict()
+  .superRefine((entry, context) => {
+    if (entry.canary && !entry.sso) {
+      context.addIssue({ code: "custom", path: ["canary"], message: "a canary runs against a copy of the shared Keycloak: only an SSO recipe (sso: true) can be one" });
+    }
+  });
 export type CatalogueEntry = z.infer<typeof catalogueEntrySchema>;
 
 /** Keys are checked here rather than by z.record's key schema, whose error says only "Invalid key". */

@@ -6,7 +6,7 @@ import type { AlertRecord } from "./adapters/alerts";
 import { EnvFile, EnvParseError } from "./adapters/app-env";
 import { RecipeVersion, VersionError, bumpKind, compareVersions, parseVersion, upstreamMajorChanged } from "./versions";
 
-export type HoldReason = "recipe-major" | "upstream-major" | "manual-steps" | "new-required-key" | "failed-before";
+export type HoldReason = "recipe-major" | "upstream-major" | "manual-steps" | "new-required-key" | "failed-before" | "canary-failed";
 
 export interface Hold {
   app: string;
@@ -19,7 +19,8 @@ export interface Hold {
   to: string;
   /**
    * The first version that cannot be applied without a human; the target stays below it. For
-   * "failed-before" the version that is not tried again; a newer safe release is still taken.
+   * "failed-before" and "canary-failed" the version that is not tried again; a newer safe release is
+   * still taken.
    */
   blockedAt: string;
   reason: HoldReason;
@@ -47,6 +48,8 @@ export interface GateInput {
    * otherwise bring the same rollback), unless the operator asks for a retry.
    */
   failedBefore?: Readonly<Record<string, string>>;
+  /** Versions whose canary failed (the shared Keycloak's), with why: not tried again either, unless retried. */
+  canaryFailed?: Readonly<Record<string, string>>;
 }
 
 export interface GateDecision {
@@ -542,7 +545,7 @@ export function decide(input: GateInput): GateDecision {
 
   let target = current;
   const holds: Hold[] = [];
-  let newestFailed: { version: RecipeVersion; why: string } | null = null;
+  let newestFailed: { version: RecipeVersion; why: string; reason: "failed-before" | "canary-failed" } | null = null;
   for (const v of released) {
     if (compareVersions(v, current) <= 0) continue;
     const risk = assess(input, current, v, warnings);
@@ -552,8 +555,8 @@ export function decide(input: GateInput): GateDecision {
       break;
     }
     // A version that failed before is skipped, not a wall: a newer safe release (its fix) is taken.
-    const why = input.failedBefore ? lookup(input.failedBefore, v.raw) : undefined;
-    if (why !== undefined) newestFailed = { version: v, why };
+    const failed = failureOf(input, v.raw);
+    if (failed !== undefined) newestFailed = { version: v, ...failed };
     else target = v;
   }
   if (newestFailed !== null && compareVersions(newestFailed.version, target) > 0) {
@@ -562,8 +565,8 @@ export function decide(input: GateInput): GateDecision {
       from: current.raw,
       to: newest.raw,
       blockedAt: newestFailed.version.raw,
-      reason: "failed-before",
-      detail: `the upgrade to ${newestFailed.version.raw} failed and was rolled back; it is not tried again until a newer safe release or a retry (warmstack up --retry ${app})`,
+      reason: newestFailed.reason,
+      detail: `${newestFailed.reason === "canary-failed" ? `the canary of ${newestFailed.version.raw} failed, so the live app never moved` : `the upgrade to ${newestFailed.version.raw} failed and was rolled back`}; it is not tried again until a newer safe release or a retry (warmstack up --retry ${app})`,
       lines: [newestFailed.why],
     });
   }
@@ -578,11 +581,28 @@ export function decide(input: GateInput): GateDecision {
   };
 }
 
+/** Why a version is not tried again, if it is not: its upgrade was rolled back, or its canary failed. */
+function failureOf(input: GateInput, version: string): { why: string; reason: "failed-before" | "canary-failed" } | undefined {
+  const rolledBack = input.failedBefore ? lookup(input.failedBefore, version) : undefined;
+  if (rolledBack !== undefined) return { why: rolledBack, reason: "failed-before" };
+  const canary = input.canaryFailed ? lookup(input.canaryFailed, version) : undefined;
+  return canary === undefined ? undefined : { why: canary, reason: "canary-failed" };
+}
+
+/** The app's failed canaries from its alert records (newest first): target version → when and why. */
+export function failedCanaries(alerts: readonly AlertRecord[], app: string): Record<string, string> {
+  return alertsByTarget(alerts, app, (outcome) => outcome === "canary-failed");
+}
+
 /** The app's failed upgrades from its alert records (newest first): target version → when and why. */
 export function failedUpgrades(alerts: readonly AlertRecord[], app: string): Record<string, string> {
+  return alertsByTarget(alerts, app, (outcome) => outcome === "rolled-back" || outcome === "rollback-failed");
+}
+
+function alertsByTarget(alerts: readonly AlertRecord[], app: string, counts: (outcome: AlertRecord["outcome"]) => boolean): Record<string, string> {
   const failed: Record<string, string> = {};
   for (const alert of alerts) {
-    if (alert.app !== app || alert.to === null || !(alert.outcome === "rolled-back" || alert.outcome === "rollback-failed")) continue;
+    if (alert.app !== app || alert.to === null || !counts(alert.outcome)) continue;
     if (!Object.prototype.hasOwnProperty.call(failed, alert.to)) failed[alert.to] = `${alert.time} ${alert.outcome}: ${alert.reason}`;
   }
   return failed;

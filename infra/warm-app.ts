@@ -6,6 +6,7 @@ import { deleteSnapshot, removeFinishedHelpers, restoreSnapshot, snapshotInfo, S
 import { localNode } from "./adapters/nodes";
 import { assertDomain, assertRecipeName, PINNED_NODE_KEY, stackNameForDomain, WARM_OWNER_KEY, WARM_OWNER_MARK } from "./naming";
 import { inputChecker, lazyProvider, ResourceArgs, TypedResource, withoutUndefined } from "./provider-support";
+import { CanaryOutcome, CanarySpec, runKeycloakCanary } from "./keycloak-canary";
 import { isVersion } from "./versions";
 
 /**
@@ -37,6 +38,11 @@ export interface WarmAppInputs {
   operations: WarmOperations;
   /** Delete the volumes and the snapshot with the app. Default: false (they are kept). */
   purge?: boolean;
+  /**
+   * For the shared Keycloak (stateful): before its version moves, a canary on a copy of its data
+   * must pass, or the app stays and is held (infra/keycloak-canary.ts). Default: no canary.
+   */
+  canary?: CanarySpec;
 }
 
 export type WarmAppArgs = ResourceArgs<WarmAppInputs>;
@@ -60,6 +66,8 @@ interface WarmAppOutputs extends WarmAppInputs {
   snapshotId?: string;
   /** Every secret the app was given or generated when it was created (e.g. Keycloak's admin password). */
   appSecrets: Record<string, string>;
+  /** The canary of the last upgrade that ran one. */
+  canaryOutcome?: CanaryOutcome;
 }
 
 const warmAppProvider = lazyProvider<typeof import("./warm-app"), "WarmApp">("warm-app", "WarmApp", { diff: "diffLiveWarmApp" });
@@ -72,9 +80,10 @@ export class WarmApp extends TypedResource {
   declare public readonly lastCheckedAt: pulumi.Output<string>;
   declare public readonly snapshotId: pulumi.Output<string | undefined>;
   declare public readonly appSecrets: pulumi.Output<Record<string, string>>;
+  declare public readonly canaryOutcome: pulumi.Output<CanaryOutcome | undefined>;
 
   constructor(name: string, args: WarmAppArgs, opts?: pulumi.CustomResourceOptions) {
-    const outputs = ["deployedVersion", "lastGood", "rolledBack", "rollbackReason", "lastCheckedAt", "snapshotId", "appSecrets"] satisfies (keyof WarmAppOutputs)[];
+    const outputs = ["deployedVersion", "lastGood", "rolledBack", "rollbackReason", "lastCheckedAt", "snapshotId", "appSecrets", "canaryOutcome"] satisfies (keyof WarmAppOutputs)[];
     super(warmAppProvider, "WarmApp", name, args, { outputs, secretOutputs: ["secrets", "appSecrets", "operations"] }, opts);
   }
 }
@@ -98,6 +107,9 @@ export async function checkWarmApp(news: WarmAppInputs): Promise<pulumi.dynamic.
   });
   check("kind", () => {
     if (news.kind !== "stateful" && news.kind !== "stateless") throw new Error(`kind must be stateful or stateless`);
+  });
+  check("canary", () => {
+    if (news.canary && news.kind !== "stateful") throw new Error("a canary runs on a copy of the app's data: only a stateful app can have one");
   });
   return { inputs: news, failures };
 }
@@ -179,7 +191,7 @@ async function isHealthy(inputs: WarmAppInputs): Promise<boolean> {
 
 function outputsAfter(
   inputs: WarmAppInputs,
-  outcome: { deployed: string; appSecrets: Record<string, string>; rollbackReason?: string; snapshotId?: string; lastGood?: string },
+  outcome: { deployed: string; appSecrets: Record<string, string>; rollbackReason?: string; snapshotId?: string; lastGood?: string; canaryOutcome?: CanaryOutcome },
 ): WarmAppOutputs {
   return withoutUndefined({
     ...inputs,
@@ -190,6 +202,7 @@ function outputsAfter(
     lastCheckedAt: new Date().toISOString(),
     snapshotId: outcome.snapshotId,
     appSecrets: outcome.appSecrets,
+    canaryOutcome: outcome.canaryOutcome,
   });
 }
 
@@ -286,13 +299,27 @@ async function upgradeStateless(deployer: Deployer, olds: WarmAppOutputs, news: 
   return { outs: outputsAfter(news, { deployed: news.version, appSecrets: olds.appSecrets }) };
 }
 
-/** Undeploy, snapshot, upgrade; on any failure undeploy, restore the snapshot, redeploy previous. */
+/**
+ * Undeploy, snapshot, upgrade; on any failure undeploy, restore the snapshot, redeploy previous. With
+ * a canary, the live app serves again at `previous` while the canary runs on that snapshot; a red
+ * canary leaves it there (held), a green one is followed by the upgrade from a fresh snapshot.
+ */
 async function upgradeStateful(deployer: Deployer, olds: WarmAppOutputs, news: WarmAppInputs, previous: string) {
   const app = appRef(news);
   const target = { app: stackNameForDomain(news.domain), volumes: await deployer.volumes(app) };
   const snapshotOptions = snapshotSettingsOf(news);
   await deployer.undeploy(app);
-  const snapshot = await takeSnapshot({ ...target, version: previous }, snapshotOptions);
+  let snapshot = await takeSnapshot({ ...target, version: previous }, snapshotOptions);
+  let canaryOutcome: CanaryOutcome | undefined;
+  if (news.canary) {
+    canaryOutcome = await canaryBeforeUpgrade(deployer, news, news.canary, previous, snapshot);
+    if (!canaryOutcome.passed) {
+      await alert(news, { from: previous, to: news.version, outcome: "canary-failed", severity: "warning", reason: canaryOutcome.reason });
+      return { outs: outputsAfter(news, { deployed: previous, lastGood: olds.lastGood, appSecrets: olds.appSecrets, snapshotId: snapshot.id, canaryOutcome }) };
+    }
+    await deployer.undeploy(app);
+    snapshot = await takeSnapshot({ ...target, version: previous }, snapshotOptions);
+  }
   try {
     await deployer.deploy(app, deployOptions(news, news.version, false));
   } catch (upgradeError) {
@@ -308,11 +335,28 @@ async function upgradeStateful(deployer: Deployer, olds: WarmAppOutputs, news: W
         appSecrets: olds.appSecrets,
         snapshotId: snapshot.id,
         rollbackReason: reasonOf(upgradeError),
+        canaryOutcome,
       }),
     };
   }
-  await alert(news, { from: previous, to: news.version, outcome: "upgraded", severity: "info", reason: "healthy after upgrade" });
-  return { outs: outputsAfter(news, { deployed: news.version, appSecrets: olds.appSecrets, snapshotId: snapshot.id }) };
+  const healthy = canaryOutcome ? `healthy after upgrade; ${canaryOutcome.reason}` : "healthy after upgrade";
+  await alert(news, { from: previous, to: news.version, outcome: "upgraded", severity: "info", reason: healthy });
+  return { outs: outputsAfter(news, { deployed: news.version, appSecrets: olds.appSecrets, snapshotId: snapshot.id, canaryOutcome }) };
+}
+
+/** The live app back at `previous` (runs keep their Keycloak), then the canary on the snapshot of it. */
+async function canaryBeforeUpgrade(deployer: Deployer, news: WarmAppInputs, canary: CanarySpec, previous: string, snapshot: SnapshotInfo): Promise<CanaryOutcome> {
+  const app = appRef(news);
+  await deployer.deploy(app, deployOptions(news, previous, true));
+  return runKeycloakCanary(canary, {
+    deployer,
+    live: app,
+    snapshot,
+    snapshotOptions: snapshotSettingsOf(news),
+    version: news.version,
+    health: news.health,
+    deployTimeoutMs: news.deployTimeoutMs,
+  });
 }
 
 function reasonOf(error: unknown): string {
@@ -333,7 +377,7 @@ async function rollBack(news: WarmAppInputs, previous: string, upgradeError: unk
 
 async function alert(
   inputs: WarmAppInputs,
-  record: { from: string; to: string; outcome: "upgraded" | "rolled-back" | "rollback-failed" | "restarted"; severity: "info" | "warning" | "critical"; reason: string },
+  record: { from: string; to: string; outcome: "upgraded" | "rolled-back" | "rollback-failed" | "restarted" | "canary-failed"; severity: "info" | "warning" | "critical"; reason: string },
 ) {
   await raiseAlert(inputs.operations.alertDir, { app: inputs.app, ...record }, inputs.operations.alertWebhook);
 }

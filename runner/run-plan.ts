@@ -27,6 +27,8 @@ export interface RunRequest {
   leaseTimeoutSeconds: number;
   /** Where results.json and summary.md go; default: <stateDir>/results/<run stack>. */
   resultsDir?: string;
+  /** A run of the shared Keycloak's canary (against a copy of it): it never promotes. */
+  canary?: boolean;
 }
 
 /** Everything decided before anything is created. */

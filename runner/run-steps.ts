@@ -198,6 +198,8 @@ export async function destroy(run: RunState): Promise<void> {
 export async function promoteIfEligible(run: RunState): Promise<RunResults["promotion"]> {
   const { plan, outputs } = run;
   const { recipe } = plan.request;
+  // It ran against a Keycloak that is not the live one, inside the warm stack's own up.
+  if (plan.request.canary) return { outcome: "not-eligible", version: null, reason: "a canary's run never promotes" };
   // A quick request that fell back to the cold lane still was not asked to be authoritative.
   if (plan.request.quick || outputValue(outputs, "lane") !== "cold") return { outcome: "not-eligible", version: null, reason: "a quick run never promotes" };
   if (run.tests.outcome !== "passed") return { outcome: "not-eligible", version: null, reason: "the run was not green" };

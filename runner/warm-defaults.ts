@@ -1,7 +1,7 @@
 import * as path from "node:path";
 import { Stack } from "@pulumi/pulumi/automation";
 import { CONFIG_NAMESPACE } from "../infra/config";
-import { loadCatalogue } from "./catalogue";
+import { LoadedCatalogue, loadCatalogue } from "./catalogue";
 import { readSecretFile } from "../infra/adapters/secret-files";
 import type { RunnerContext } from "./context";
 import type { Progress } from "./progress";
@@ -15,12 +15,28 @@ import { RecipeFetch, syncRecipes } from "./recipe-sources";
  */
 export async function prepareWarmStack(context: RunnerContext, stack: Stack, progress: Progress): Promise<RecipeFetch[]> {
   await applyWarmDefaults(context, stack);
+  const catalogue = await loadCatalogue(context.defaults.catalogue.value);
+  await applyCanary(stack, catalogue);
   const config = await stack.getAllConfig();
   const abraDir = config[`${CONFIG_NAMESPACE}:abraDir`]?.value;
   const recipes = configuredRecipes(config);
   if (!abraDir || recipes.length === 0) return [];
-  const catalogue = await loadCatalogue(context.defaults.catalogue.value);
   return syncRecipes(context, catalogue.catalogue, abraDir, recipes, progress);
+}
+
+/**
+ * The shared Keycloak's canary follows the catalogue: its `canary: true` recipes, run by this very
+ * runner's run command. Written on every operation, so a plain `pulumi up` sees the last one's.
+ */
+async function applyCanary(stack: Stack, loaded: LoadedCatalogue): Promise<void> {
+  const key = `${CONFIG_NAMESPACE}:canary`;
+  const recipes = Object.entries(loaded.catalogue.recipes).filter(([, entry]) => entry.canary).map(([recipe]) => recipe);
+  if (recipes.length === 0) {
+    if (key in (await stack.getAllConfig())) await stack.removeConfig(key);
+    return;
+  }
+  const canary = { recipes, runCommand: [process.execPath, path.join(__dirname, "cli.js"), "run"], catalogue: path.resolve(loaded.file) };
+  await stack.setConfig(key, { value: JSON.stringify(canary) });
 }
 
 async function applyWarmDefaults(context: RunnerContext, stack: Stack): Promise<void> {

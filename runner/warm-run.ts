@@ -104,7 +104,8 @@ export function renderWarmSummary(summary: WarmSummary): string {
     lines.push(`  WARNING recipe ${fetch.recipe}: could not fetch ${fetch.source}; planned from the checkout it has (${fetch.detail})`);
   }
   for (const app of summary.plan) {
-    const movement = app.action === "stay" ? `stays at ${app.current}` : `${app.current ?? "(not deployed)"} → ${app.target}`;
+    const canary = app.canary ? `, after a canary of ${app.canary.join(", ")} on a copy of it` : "";
+    const movement = app.action === "stay" ? `stays at ${app.current}` : `${app.current ?? "(not deployed)"} → ${app.target}${canary}`;
     const deployed = summary.deployed[app.app];
     const running = deployed && deployed !== app.target ? `, running ${deployed}` : "";
     const down = app.down ? (summary.operation === "preview" ? ", DOWN: up brings it back" : ", was DOWN") : "";

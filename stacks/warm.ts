@@ -4,7 +4,8 @@ import { listAlerts, raiseAlert } from "../infra/adapters/alerts";
 import { createDeployer, DeployerSettings } from "../infra/adapters/deployers";
 import { gateInputsFor, releasedVersions } from "../infra/adapters/recipes";
 import { namespacedConfig, parseConfig, parseWarmRetry, WarmAppConfig, WarmAppName, WarmConfig, warmConfigSchema } from "../infra/config";
-import { decide, failedUpgrades, GateDecision, Hold } from "../infra/gate";
+import { decide, failedCanaries, failedUpgrades, GateDecision, Hold } from "../infra/gate";
+import type { CanarySpec } from "../infra/keycloak-canary";
 import { compareVersions, isVersion, parseVersion } from "../infra/versions";
 import { WarmApp, WarmOperations } from "../infra/warm-app";
 import { canonicalResources } from "./canonicals";
@@ -25,9 +26,11 @@ export interface PlannedApp {
   action: GateDecision["action"];
   /** Deployed but not answering its health path when the plan was made: the up brings it back. */
   down: boolean;
+  /** The recipes of the canary that runs before this upgrade, if one does (the shared Keycloak). */
+  canary?: string[];
 }
 
-async function planApp(config: WarmConfig, settings: DeployerSettings, app: string, appConfig: WarmAppConfig, failedBefore: Record<string, string>) {
+async function planApp(config: WarmConfig, settings: DeployerSettings, app: string, appConfig: WarmAppConfig, failed: { failedBefore: Record<string, string>; canaryFailed: Record<string, string> }) {
   const domain = appConfig.domain ?? `${app}.${config.baseDomain}`;
   const ref = { recipe: appConfig.recipe, domain };
   const deployer = createDeployer(settings);
@@ -49,10 +52,30 @@ async function planApp(config: WarmConfig, settings: DeployerSettings, app: stri
     notes,
     envSamples,
     currentEnvKeys: Object.keys(appEnv ?? {}),
-    failedBefore,
+    ...failed,
   });
   const down = current !== null && !(await deployer.probeHealth(ref, appConfig.health)).ok;
   return { domain, decision, down };
+}
+
+/** The shared Keycloak's canary, when the catalogue names canary recipes: it runs before every move of that app's version. */
+function canaryFor(config: WarmConfig, app: string, appConfig: WarmAppConfig): CanarySpec | undefined {
+  if (app !== "keycloak" || appConfig.kind !== "stateful" || !config.canary || !config.stateDir) return undefined;
+  return { ...config.canary, recipes: [...config.canary.recipes], runCommand: [...config.canary.runCommand], stateDir: config.stateDir, baseDomain: config.baseDomain };
+}
+
+/** The hold a red canary puts on its version in the up that ran it (later plans read it from the alert). */
+function canaryHold(decision: GateDecision, reason: string): Hold {
+  const target = decision.target;
+  return {
+    app: decision.app,
+    from: decision.current ?? target,
+    to: decision.holds[0]?.to ?? target,
+    blockedAt: target,
+    reason: "canary-failed",
+    detail: `the canary of ${target} failed, so the live app never moved; it is not tried again until a newer safe release or a retry (warmstack up --retry ${decision.app})`,
+    lines: [reason],
+  };
 }
 
 function describeHold(hold: Hold): string {
@@ -81,11 +104,15 @@ export async function warmProgram(): Promise<Record<string, unknown>> {
   const canonicals = await canonicalResources(config, settings);
   const plan: PlannedApp[] = [];
   const holds: Hold[] = [];
+  const canaryHolds: pulumi.Output<Hold | undefined>[] = [];
   const deployed: Record<string, pulumi.Output<string>> = {};
   let keycloakAdminPassword: pulumi.Output<string> | undefined;
   for (const [app, appConfig] of Object.entries(config.apps)) {
     if (!appConfig) continue;
-    const { domain, decision, down } = await planApp(config, settings, app, appConfig, retry.has(app as WarmAppName) ? {} : failedUpgrades(pastAlerts, app));
+    const retried = retry.has(app as WarmAppName);
+    const failed = { failedBefore: retried ? {} : failedUpgrades(pastAlerts, app), canaryFailed: retried ? {} : failedCanaries(pastAlerts, app) };
+    const { domain, decision, down } = await planApp(config, settings, app, appConfig, failed);
+    const canary = canaryFor(config, app, appConfig);
     for (const warning of decision.warnings) pulumi.log.warn(warning);
     for (const hold of decision.holds) {
       pulumi.log.warn(describeHold(hold));
@@ -98,7 +125,8 @@ export async function warmProgram(): Promise<Record<string, unknown>> {
       }
     }
     holds.push(...decision.holds);
-    plan.push({ app, recipe: appConfig.recipe, domain, current: decision.current, target: decision.target, action: decision.action, down });
+    const canaryRuns = canary && decision.action === "upgrade" ? { canary: canary.recipes } : {};
+    plan.push({ app, recipe: appConfig.recipe, domain, current: decision.current, target: decision.target, action: decision.action, down, ...canaryRuns });
     const warmApp = new WarmApp(app, {
       app,
       recipe: appConfig.recipe,
@@ -111,8 +139,13 @@ export async function warmProgram(): Promise<Record<string, unknown>> {
       deployerSettings: settings,
       operations: config.alertWebhook ? pulumi.secret(operations) : operations,
       purge: appConfig.purge,
+      canary,
     });
     deployed[app] = warmApp.deployedVersion;
+    // A preview cannot know a canary's outcome: only an up adds its hold (an unknown would hide every hold).
+    if (canary && !pulumi.runtime.isDryRun()) {
+      canaryHolds.push(warmApp.canaryOutcome.apply((outcome) => (outcome && !outcome.passed && outcome.version === decision.target ? canaryHold(decision, outcome.reason) : undefined)));
+    }
     // The shared Keycloak's admin password, which this stack generated: the runner reads it from here
     // (a secret output, decrypted only for it), so runs and the reaper need no copy of it elsewhere.
     if (app === "keycloak") keycloakAdminPassword = pulumi.secret(warmApp.appSecrets.apply((secrets) => secrets.admin_password ?? ""));
@@ -122,5 +155,6 @@ export async function warmProgram(): Promise<Record<string, unknown>> {
       if (rolledBack) throw operatorError(`${app}: the upgrade to ${decision.target} failed and was rolled back; see the alert`);
     });
   }
-  return { plan, holds, deployed, canonicals, ...(keycloakAdminPassword ? { keycloakAdminPassword } : {}) };
+  const allHolds = canaryHolds.length ? pulumi.all(canaryHolds).apply((found) => [...holds, ...found.filter((hold): hold is Hold => hold !== undefined)]) : holds;
+  return { plan, holds: allHolds, deployed, canonicals, ...(keycloakAdminPassword ? { keycloakAdminPassword } : {}) };
 }

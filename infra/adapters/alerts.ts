@@ -10,7 +10,7 @@ import { constants } from "node:fs";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
 
-export const ALERT_OUTCOMES = ["upgraded", "rolled-back", "rollback-failed", "held", "deploy-failed", "restarted", "fetch-failed", "warning"] as const;
+export const ALERT_OUTCOMES = ["upgraded", "rolled-back", "rollback-failed", "held", "deploy-failed", "restarted", "fetch-failed", "canary-failed", "warning"] as const;
 export const ALERT_SEVERITIES = ["info", "warning", "critical"] as const;
 
 export interface AlertRecord {

@@ -338,6 +338,32 @@ sync -- "$app_dir"
 emit_current
 `;
 
+// Another app's volumes from this app's snapshot (a canary's copy of the live data): the snapshot is
+// only read, under the shared lock; WS_SEED pairs each volume of the snapshot with the one it fills.
+const SEED_SCRIPT = SCRIPT_PRELUDE + String.raw`
+no_snapshot() { fail "there is no snapshot of app $WS_APP in store $WS_STORE on node $WS_NODE"; }
+[ -d "$app_dir" ] || no_snapshot
+lock_app -s
+[ -L "$app_dir/current" ] || no_snapshot
+resolve_current
+snap=$(basename -- "$tarball")
+[ -f "$tarball" ] || fail "the current snapshot of app $WS_APP ($snap) is missing"
+id=$(sha256sum -- "$tarball" | cut -d ' ' -f 1)
+[ "$snap" = "snap-$id.tar" ] || fail "the snapshot $snap of app $WS_APP is damaged: its content hashes to $id"
+check_volumes
+for pair in $WS_SEED; do
+  from=$(cut -d : -f 1 <<<"$pair")
+  into=$(cut -d : -f 2 <<<"$pair")
+  grep -qxF -- "volume $from" "$meta" || fail "the snapshot of app $WS_APP holds no volume $from (it holds: $(sed -n 's/^volume //p' "$meta" | paste -sd ' ' -))"
+  find "/volumes/$into" -mindepth 1 -delete
+  # Member names move from one volume to the other; symlink targets are data and stay as they are.
+  from_re=$(sed 's/[.]/\\./g' <<<"$from")
+  tar -C /volumes --numeric-owner -xpf "$tarball" --transform "s,^$from_re/,$into/,S" --transform "s,^$from_re\$,$into,S" -- "$from"
+  sync -f -- "/volumes/$into"
+done
+emit_current
+`;
+
 const INFO_SCRIPT = SCRIPT_PRELUDE + String.raw`
 none() { echo '{"warmstack":"result","snapshot":null}'; exit 0; }
 [ -L "$app_dir/current" ] || none
@@ -355,11 +381,13 @@ echo '{"warmstack":"result","snapshot":null}'
 `;
 
 interface HelperRun {
-  operation: "take" | "restore" | "info" | "delete";
+  operation: "take" | "restore" | "seed" | "info" | "delete";
   app: string;
   volumes: readonly string[];
   /** For a take: what the data is of. */
   version?: string;
+  /** For a seed: "from:into" pairs, a volume of the snapshot and the one it fills. */
+  seed?: readonly string[];
   script: string;
 }
 
@@ -439,6 +467,7 @@ async function runHelper(run: HelperRun, where: Resolved): Promise<SnapshotResul
     WS_REQUESTED_MS: String(Date.now()),
     WS_LOCK_WAIT_S: String(Math.max(1, Math.floor(where.timeoutMs / 2000))),
     WS_VERSION: run.version ?? "",
+    WS_SEED: (run.seed ?? []).join(" "),
   };
   const args = [
     "service", "create",
@@ -539,6 +568,22 @@ export function takeSnapshot(target: SnapshotTarget, options: SnapshotOptions = 
 /** Makes the volumes exactly what the app's current snapshot holds (files added since are removed). */
 export function restoreSnapshot(target: SnapshotTarget, options: SnapshotOptions = {}): Promise<SnapshotInfo> {
   return overVolumes("restore", target, options);
+}
+
+/**
+ * Fills other volumes (a canary's, on the same node) with what the app's current snapshot holds, each
+ * snapshot volume into the one `into` pairs it with; the snapshot and the app's own volumes are only read.
+ */
+export async function seedVolumes(source: { app: string; node?: string }, into: Readonly<Record<string, string>>, options: SnapshotOptions = {}): Promise<SnapshotInfo> {
+  const app = checkApp(source.app);
+  const where = await locate(source.node, options, TAKE_TIMEOUT_MS);
+  const pairs = Object.entries(into).map(([from, to], index) => [checkVolume(`into[${index}]`, from), checkVolume(`into.${from}`, to)] as const);
+  const volumes = checkVolumes(pairs.map(([, to]) => to), where.store);
+  await requireVolumes(volumes, where);
+  await refuseIfInUse(`seed volumes from app ${app}`, volumes, where);
+  const result = await runHelper({ operation: "seed", app, volumes, seed: pairs.map(([from, to]) => `${from}:${to}`), script: SEED_SCRIPT }, where);
+  if (!result) throw new Error(`the seed helper for app ${app} reported no snapshot`);
+  return infoOf(app, result);
 }
 
 export async function snapshotInfo(app: string, options: SnapshotOptions & { node?: string } = {}): Promise<SnapshotInfo | null> {

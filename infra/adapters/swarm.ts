@@ -200,6 +200,11 @@ export async function volumeExists(name: string, host?: string): Promise<boolean
   }
 }
 
+/** A named volume that a stack's deploy adopts as its own (and the stack's removal finds by its label). */
+export async function createStackVolume(stack: string, name: string, host?: string): Promise<void> {
+  await docker(["volume", "create", "--label", `${STACK_LABEL}=${stack}`, name], { host });
+}
+
 export async function removeVolume(name: string, host?: string): Promise<void> {
   await docker(["volume", "rm", name], { host });
 }

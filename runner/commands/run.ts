@@ -12,8 +12,9 @@ export function registerRun(program: Command, contextOf: () => RunnerContext): v
     options: {
       ...runOptions,
       quick: option({ schema: z.boolean().default(false), description: "borrow the recipe's canonical (lower confidence, never gates a merge, never promotes)" }),
+      canary: option({ schema: z.boolean().default(false), description: "a run of the shared Keycloak's canary, which the warm stack starts itself: it never promotes" }),
     },
     examples: ["warmstack run --recipe custom-html", "warmstack run --recipe sso-app --ref 3f2c1ab --pr 42 --quick", "warmstack run --recipe custom-html --json > results.json"],
-    action: (options, context) => runAndReport(context, runRequestOf(options, options.quick), options.json),
+    action: (options, context) => runAndReport(context, { ...runRequestOf(options, options.quick), canary: options.canary }, options.json),
   });
 }

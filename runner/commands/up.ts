@@ -6,7 +6,7 @@ import { defineWarmCommand } from "../warm-options";
 export function registerUp(program: Command, contextOf: () => RunnerContext): void {
   defineWarmCommand(program, contextOf, "up", {
     description: "move the warm stack's apps to their newest safe versions (the same as `pulumi up -s warm`)",
-    retry: "try again an upgrade of these warm apps (keycloak, traefik) that failed and was rolled back",
+    retry: "try again an upgrade of these warm apps (keycloak, traefik) that failed and was rolled back, or whose canary failed",
     examples: ["warmstack up", "warmstack up --retry keycloak --json"],
   });
 }

@@ -31,6 +31,7 @@ describe("the recipe catalogue", () => {
     const sso = catalogueEntry(loaded, "sso-app");
     assert.equal(sso.sso, true);
     assert.equal(sso.canonical, true);
+    assert.equal(sso.canary, true, "the SSO fixture proves a Keycloak upgrade before the live one moves");
     assert.deepEqual(sso.test.command, ["bash", "test/fixtures/checks/sso-app.sh"]);
     assert.equal(catalogueEntry(loaded, "custom-html").sso, false);
     assert.equal(loaded.dir, REPO_ROOT);
@@ -40,8 +41,8 @@ describe("the recipe catalogue", () => {
     const loaded = await loadCatalogue(await catalogueFile(`recipes:\n  myapp:${VALID_ENTRY}\n`));
     const entry = catalogueEntry(loaded, "myapp");
     assert.deepEqual(
-      { timeout: entry.test.timeoutSeconds, deploy: entry.deployTimeoutSeconds, sso: entry.sso, canonical: entry.canonical },
-      { timeout: 600, deploy: 300, sso: false, canonical: false },
+      { timeout: entry.test.timeoutSeconds, deploy: entry.deployTimeoutSeconds, sso: entry.sso, canonical: entry.canonical, canary: entry.canary },
+      { timeout: 600, deploy: 300, sso: false, canonical: false, canary: false },
     );
   });
 
@@ -53,6 +54,7 @@ describe("the recipe catalogue", () => {
     ["a health path that is not a path", `recipes:\n  myapp:\n    test: { command: [x] }\n    health: { path: "health; rm -rf /" }\n`, /recipes\.myapp\.health\.path/],
     ["a recipe name that could escape a path", `recipes:\n  "../etc":${VALID_ENTRY}\n`, /recipes\.\.\.\/etc/],
     ["no recipes at all", `{}\n`, /recipes/],
+    ["a canary that is not an SSO recipe", `recipes:\n  myapp:${VALID_ENTRY}\n    canary: true\n`, /recipes\.myapp\.canary: a canary runs against a copy of the shared Keycloak: only an SSO recipe \(sso: true\)/],
     ["a test timeout of zero", `recipes:\n  myapp:\n    test: { command: [x], timeoutSeconds: 0 }\n    health: { path: /health }\n`, /recipes\.myapp\.test\.timeoutSeconds/],
   ];
   for (const [what, text, field] of invalid) {

@@ -9,6 +9,7 @@ import {
   GateInput,
   MANUAL_STEP_PATTERNS,
   decide,
+  failedCanaries,
   failedUpgrades,
   manualStepLines,
   newRequiredKeys,
@@ -275,6 +276,46 @@ describe("decide: versions that failed before", () => {
     const failedBefore = Object.assign(Object.create({ "1.0.1+1.0": why }) as Record<string, string>, { "1.0.0+1.0": why });
     const d = decide({ ...gateInput(["1.0.0+1.0", "1.0.1+1.0"], "1.0.0+1.0"), failedBefore });
     assert.deepEqual([d.target, d.holds], ["1.0.1+1.0", []]);
+  });
+});
+
+describe("decide: versions whose canary failed", () => {
+  const why = "the canary failed: sso-app failed in step up (the admin token endpoint answered 404)";
+
+  it("holds a version whose canary failed, with reason canary-failed, quoting the canary", () => {
+    const d = decide({ ...gateInput(["1.0.0+1.0", "1.0.1+1.0"], "1.0.0+1.0"), canaryFailed: { "1.0.1+1.0": why } });
+    assert.deepEqual([d.target, d.action], ["1.0.0+1.0", "stay"]);
+    assert.deepEqual(d.holds.map((hold) => [hold.reason, hold.blockedAt, hold.lines]), [["canary-failed", "1.0.1+1.0", [why]]]);
+    assert.match(d.holds[0]!.detail, /canary of 1\.0\.1\+1\.0 failed.*warmstack up --retry kc/);
+  });
+
+  it("takes a newer safe release past the version whose canary failed", () => {
+    const d = decide({ ...gateInput(["1.0.0+1.0", "1.0.1+1.0", "1.0.2+1.0"], "1.0.0+1.0"), canaryFailed: { "1.0.1+1.0": why } });
+    assert.deepEqual([d.target, d.holds], ["1.0.2+1.0", []]);
+  });
+
+  it("names a rollback before a failed canary when one version has both", () => {
+    const d = decide({ ...gateInput(["1.0.0+1.0", "1.0.1+1.0"], "1.0.0+1.0"), failedBefore: { "1.0.1+1.0": "rolled back" }, canaryFailed: { "1.0.1+1.0": why } });
+    assert.deepEqual(d.holds.map((hold) => hold.reason), ["failed-before"]);
+  });
+
+  it("without records (a retry), the version is taken", () => {
+    const d = decide({ ...gateInput(["1.0.0+1.0", "1.0.1+1.0"], "1.0.0+1.0"), canaryFailed: {} });
+    assert.deepEqual([d.target, d.action, d.holds], ["1.0.1+1.0", "upgrade", []]);
+  });
+});
+
+describe("failedCanaries", () => {
+  it("keeps only the app's canary-failed targets, the newest record of each", () => {
+    const record = (app: string, outcome: AlertRecord["outcome"], to: string, time: string): AlertRecord => ({ app, from: "1.0.0+1.0", to, outcome, severity: "warning", reason: `${outcome} reason`, time });
+    const alerts = [
+      record("keycloak", "canary-failed", "1.6.0+26.7.3", "2026-12-02T03:00:00Z"),
+      record("keycloak", "canary-failed", "1.6.0+26.7.3", "2026-12-01T03:00:00Z"),
+      record("keycloak", "rolled-back", "1.5.2+26.7.3", "2026-12-01T03:00:00Z"),
+      record("traefik", "canary-failed", "1.1.0+3.6.12", "2026-12-01T03:00:00Z"),
+    ];
+    assert.deepEqual(failedCanaries(alerts, "keycloak"), { "1.6.0+26.7.3": "2026-12-02T03:00:00Z canary-failed: canary-failed reason" });
+    assert.deepEqual(failedUpgrades(alerts, "keycloak"), { "1.5.2+26.7.3": "2026-12-01T03:00:00Z rolled-back: rolled-back reason" });
   });
 });
 
@@ -768,7 +809,8 @@ describe("the fixture recipes' release notes", () => {
       const d = decide({ app: f.name, current: v130, released: without14, notes: f.notes, envSamples: f.envSamples, currentEnvKeys: keys });
       assert.equal(d.holds[0].reason, "recipe-major", f.name);
       assert.match(d.holds[0].blockedAt, /^2\.0\.0\+/);
-      assert.match(d.target, /^1\.5\.2\+/);
+      // Every 1.x above 1.3.0 is safe by the gate's table (the canary, not the gate, stops keycloak 1.6.0).
+      assert.equal(d.target, wellFormedReleased(without14).filter((v) => v.startsWith("1.")).at(-1), f.name);
     }
   });
 });
