@@ -80,15 +80,16 @@ function inScope(scope: ReapScope, decision: ReapDecision): boolean {
 }
 
 /**
- * The backend's stacks, and the ABRA_DIRs their run configs name: each run has its own, and a killed
- * run's provider may have created an app there that its state never recorded.
+ * The backend's stacks, and the ABRA_DIRs their configs name: each run has its own, and a killed
+ * run's provider may have created an app there that its state never recorded; the warm stack's
+ * holds the apps of its Keycloak canaries, each marked with the run it registered as.
  */
 async function backendStacks(settings: RunnerSettings): Promise<{ stacks: string[]; abraDirs: string[] }> {
   const workspace = await LocalWorkspace.create({ workDir: settings.projectDir, envVars: pulumiEnv(settings) });
   // A backend may qualify names as <org>/<project>/<stack>; the run's name is the last part.
   const stacks = (await workspace.listStacks()).map((summary) => summary.name.split("/").at(-1) ?? summary.name);
   const abraDirs: string[] = [];
-  for (const stack of stacks.filter((name) => parseRunStackName(name) !== null)) {
+  for (const stack of stacks.filter((name) => parseRunStackName(name) !== null || name === "warm")) {
     if (!existsSync(path.join(settings.projectDir, `Pulumi.${stack}.yaml`))) continue;
     const configured = (await workspace.getAllConfig(stack))[`${CONFIG_NAMESPACE}:abraDir`]?.value;
     if (configured !== undefined && path.isAbsolute(configured) && !configured.split("/").includes("..")) abraDirs.push(configured);

@@ -22,6 +22,7 @@ for (const kind of kinds) {
 const SLOW_FIRST = [
   "warm-keycloak.test.js",
   "warm-heal.test.js",
+  "keycloak-canary.test.js",
   "forge-bridge.test.js",
   "canonical.test.js",
   "run-command.test.js",

@@ -1,10 +1,13 @@
 import { describe, it, TestContext } from "node:test";
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { readdir } from "node:fs/promises";
 import * as path from "node:path";
 import { docker } from "../../infra/adapters/swarm";
 import { processesMarked } from "../../runner/processes";
+import { AbraDir } from "../support/abra-dir";
 import { bed } from "../support/bed";
+import { catalogueWithSources } from "../support/catalogues";
 import { keycloakAdmin } from "../support/keycloak-admin";
 import { withKeycloakBoot } from "../support/keycloak-boots";
 import { leftovers, NOTHING_LEFT, reapReport, warmstack } from "../support/runs";
@@ -19,12 +22,26 @@ import { keycloakWithMarker } from "../support/warm-stack";
  */
 const BROKEN_OIDC = "1.6.0+26.7.3";
 
+/**
+ * A warm Keycloak with a marker realm, the catalogue's sso-app a canary, and a base domain of its own:
+ * its canaries' and their runs' domains are told apart from those of the tests running beside it.
+ */
 async function warmKeycloakWithCanary(t: TestContext, initialTag: string) {
   const booted = await keycloakWithMarker(t, initialTag, 300);
-  booted.fixture.project.catalogue = await booted.fixture.abra.catalogue((recipes) => {
-    recipes["sso-app"]!.canary = true;
-  });
-  return booted;
+  const baseDomain = `cn${randomBytes(3).toString("hex")}.${bed().domain}`;
+  await booted.fixture.cli(["config", "set", "-s", "warm", "warmstack:baseDomain", baseDomain]);
+  // sso-app's newest tag (1.1.1) is broken on purpose: the canary runs its last good release.
+  const ssoApp = await AbraDir.create(["sso-app"]);
+  t.after(() => ssoApp.dispose());
+  await ssoApp.keepOnlyTags("sso-app", ["1.0.0+1.0", "1.1.0+1.1"]);
+  booted.fixture.project.catalogue = await catalogueWithSources(
+    booted.fixture.abra.root,
+    { keycloak: booted.fixture.abra.remote("keycloak"), "sso-app": ssoApp.remote("sso-app") },
+    (recipes) => {
+      recipes["sso-app"]!.canary = true;
+    },
+  );
+  return { ...booted, baseDomain };
 }
 
 /** A warm operation through the runner; one that may boot Keycloaks takes a bed boot slot. */
@@ -35,8 +52,7 @@ async function operate(t: TestContext, fixture: { project: Parameters<typeof war
 }
 
 /** What a canary (the keycloak run domain, run-keycloak-*) or its runs (run-sso-app-*) could leave. */
-async function assertCanaryLeftNothing(project: Parameters<typeof leftovers>[0], abraRoot: string, liveDomain: string) {
-  const baseDomain = bed().domain;
+async function assertCanaryLeftNothing(project: Parameters<typeof leftovers>[0], abraRoot: string, liveDomain: string, baseDomain: string) {
   assert.deepEqual(await leftovers(project, "keycloak", { baseDomain }), NOTHING_LEFT, "the canary Keycloak is gone: its services, volumes, networks, registration");
   assert.deepEqual(await leftovers(project, "sso-app", { baseDomain }), NOTHING_LEFT, "the canary's run is gone");
   const envFiles = await readdir(path.join(abraRoot, "servers", "default"));
@@ -45,7 +61,7 @@ async function assertCanaryLeftNothing(project: Parameters<typeof leftovers>[0],
 
 describe("the Keycloak canary", { concurrency: 3 }, () => {
   it("holds a version whose OIDC is broken behind a healthy /realms/master: the live Keycloak never moves, nothing is left, --retry runs it again", { timeout: 2_400_000 }, async (t) => {
-    const { fixture, markerKept } = await warmKeycloakWithCanary(t, "1.1.0+26.7.3");
+    const { fixture, markerKept, baseDomain } = await warmKeycloakWithCanary(t, "1.1.0+26.7.3");
     const live = fixture.app("keycloak");
     await fixture.abra.releaseTags("keycloak", [BROKEN_OIDC]);
 
@@ -63,7 +79,7 @@ describe("the Keycloak canary", { concurrency: 3 }, () => {
     assert.equal(canaryAlerts[0]!.to, BROKEN_OIDC);
     assert.match(canaryAlerts[0]!.reason, /the canary failed: sso-app failed in step up .*against a copy of the live Keycloak at 1\.6\.0\+26\.7\.3 \((\d+) s\)/);
     t.diagnostic(`red canary: ${canaryAlerts[0]!.reason}`);
-    await assertCanaryLeftNothing(fixture.project, fixture.abra.root, live.domain);
+    await assertCanaryLeftNothing(fixture.project, fixture.abra.root, live.domain, baseDomain);
     const password = ((await fixture.resourceOutputs("keycloak", true)).appSecrets as Record<string, string>).admin_password!;
     const realms = (await (await keycloakAdmin(live.domain, password)).realms.find()).map((realm) => realm.realm).sort();
     assert.deepEqual(realms, ["marker", "master"], "the canary's run made its realm on the canary, not on the live Keycloak");
@@ -76,17 +92,17 @@ describe("the Keycloak canary", { concurrency: 3 }, () => {
     assert.equal(retried.exitCode, 0, retried.output);
     assert.equal((await fixture.alerts()).filter((alert) => alert.outcome === "canary-failed").length, 2, "--retry ran the canary again, and it failed again");
     assert.equal(await fixture.deployer().currentVersion(live), "1.1.0+26.7.3");
-    await assertCanaryLeftNothing(fixture.project, fixture.abra.root, live.domain);
+    await assertCanaryLeftNothing(fixture.project, fixture.abra.root, live.domain, baseDomain);
   });
 
   it("lets a good version through: a real 26.5.6 → 26.7.3 migration on a copy of the live data, then the live one moves", { timeout: 2_400_000 }, async (t) => {
-    const { fixture, markerKept } = await warmKeycloakWithCanary(t, "1.0.0+26.5.6");
+    const { fixture, markerKept, baseDomain } = await warmKeycloakWithCanary(t, "1.0.0+26.5.6");
     const live = fixture.app("keycloak");
     await fixture.abra.releaseTags("keycloak", ["1.1.0+26.7.3"]);
 
     const up = await operate(t, fixture, ["up", "--json"]);
     assert.equal(up.exitCode, 0, up.output);
-    assert.equal(await fixture.deployer().currentVersion(live), "1.1.0+26.7.3", "the live Keycloak moved after its canary");
+    assert.equal(await fixture.deployer().currentVersion(live), "1.1.0+26.7.3", `the live Keycloak moved after its canary; alerts: ${JSON.stringify(await fixture.alerts())}\n${up.output}`);
     assert.ok(await markerKept(), "the live Keycloak keeps its realms through the upgrade");
     const upgraded = (await fixture.alerts()).filter((alert) => alert.outcome === "upgraded" && alert.to === "1.1.0+26.7.3");
     assert.equal(upgraded.length, 1, JSON.stringify(await fixture.alerts()));
@@ -97,14 +113,15 @@ describe("the Keycloak canary", { concurrency: 3 }, () => {
     const canary = state.canaryOutcome as { passed: boolean; runs: { recipe: string; outcome: string }[] };
     assert.deepEqual([canary.passed, canary.runs.map((run) => [run.recipe, run.outcome])], [true, [["sso-app", "passed"]]]);
     assert.deepEqual((JSON.parse(up.stdout) as { holds: unknown[] }).holds, []);
-    await assertCanaryLeftNothing(fixture.project, fixture.abra.root, live.domain);
+    await assertCanaryLeftNothing(fixture.project, fixture.abra.root, live.domain, baseDomain);
   });
 
   it("killed while its Keycloak boots, with everything of the warm stack (a host crash), leaves nothing that reap does not remove", { timeout: 2_400_000 }, async (t) => {
-    const { fixture, markerKept } = await warmKeycloakWithCanary(t, "1.1.0+26.7.3");
+    const { fixture, markerKept, baseDomain } = await warmKeycloakWithCanary(t, "1.1.0+26.7.3");
     const live = fixture.app("keycloak");
     await fixture.abra.releaseTags("keycloak", [BROKEN_OIDC]);
-    const canaryServices = async () => (await docker(["service", "ls", "--format", "{{.Name}}"])).split("\n").filter((name) => /^keyc-[0-9a-f]{6}_/.test(name) && name.includes(bed().domain.replace(/\./g, "_")));
+    const under = `_${baseDomain.replace(/\./g, "_")}_`;
+    const canaryServices = async () => (await docker(["service", "ls", "--format", "{{.Name}}"])).split("\n").filter((name) => /^keyc-[0-9a-f]{6}_/.test(name) && name.includes(under));
     const killed = await withKeycloakBoot("a killed canary", async () => {
       const operation = warmstack(fixture.project, ["up"]);
       let ended = false;
@@ -116,24 +133,27 @@ describe("the Keycloak canary", { concurrency: 3 }, () => {
       }
       assert.equal(ended, false, `the up ended before its canary Keycloak was deployed:\n${String((await operation).all)}`);
       // Every process of this project at once: the runner, its engine, the provider and the canary's.
-      for (const pid of await processesMarked(`WARMSTACK_PROJECT_DIR=${fixture.project.dir}`)) {
+      const started = Date.now();
+      const pids = await processesMarked(`WARMSTACK_PROJECT_DIR=${fixture.project.dir}`);
+      t.diagnostic(`killing ${pids.length} processes of the up (found in ${Date.now() - started} ms; runner ${operation.pid}; mark ${fixture.project.dir}; ended ${ended})`);
+      for (const pid of pids) {
         try {
           process.kill(pid, "SIGKILL");
         } catch {
           // It had ended.
         }
       }
-      await operation;
-      return canaryServices();
+      const output = String((await operation).all);
+      return { services: await canaryServices(), output };
     });
-    assert.equal(killed.length, 1, "the canary Keycloak was left running by the crash");
+    assert.equal(killed.services.length, 1, `the canary Keycloak was left running by the crash\n${killed.output}`);
 
     const reaped = await reapReport(fixture.project);
     assert.equal(reaped.exitCode, 0, reaped.output);
     const removed = reaped.report.removed.map((decision) => `${decision.kind}:${"owner" in decision ? decision.owner : "stack" in decision ? decision.stack : ""}`);
-    assert.ok(removed.some((entry) => /^app:run-keycloak-[0-9a-f]{6}$/.test(entry)), `reap removed the canary Keycloak: ${removed.join(", ")}`);
+    assert.ok(removed.some((entry) => /^app:run-keycloak-[0-9a-f]{6}$/.test(entry)), `reap removed the canary Keycloak: ${reaped.output}`);
     assert.ok(removed.some((entry) => /^registration:run-keycloak-[0-9a-f]{6}$/.test(entry)), `reap removed the canary's registration: ${removed.join(", ")}`);
-    await assertCanaryLeftNothing(fixture.project, fixture.abra.root, live.domain);
+    await assertCanaryLeftNothing(fixture.project, fixture.abra.root, live.domain, baseDomain);
     assert.equal(await fixture.deployer().currentVersion(live), "1.1.0+26.7.3", "the live Keycloak was back at its version before the canary started");
     assert.ok(await markerKept());
   });
