@@ -15,12 +15,13 @@ import { RecipeFetch, syncRecipes } from "./recipe-sources";
  */
 export async function prepareWarmStack(context: RunnerContext, stack: Stack, progress: Progress): Promise<RecipeFetch[]> {
   await applyWarmDefaults(context, stack);
-  const catalogue = await loadCatalogue(context.defaults.catalogue.value);
-  await applyCanary(stack, catalogue);
   const config = await stack.getAllConfig();
   const abraDir = config[`${CONFIG_NAMESPACE}:abraDir`]?.value;
   const recipes = configuredRecipes(config);
+  // A warm stack that deploys nothing has no Keycloak to canary and no recipe to fetch.
   if (!abraDir || recipes.length === 0) return [];
+  const catalogue = await loadCatalogue(context.defaults.catalogue.value);
+  await applyCanary(stack, catalogue);
   return syncRecipes(context, catalogue.catalogue, abraDir, recipes, progress);
 }
 

@@ -20,6 +20,7 @@ const KEYCLOAK_VERSIONS = [
   "1.5.0+26.7.3",
   "1.5.1+26.7.3",
   "1.5.2+26.7.3",
+  "1.6.0+26.7.3",
   "2.0.0+26.7.3",
 ];
 
@@ -40,7 +41,7 @@ describe("recipe adapter on the real fixture repositories (keycloak)", () => {
     await abra.dispose();
   });
 
-  it("lists the ten released versions in ascending order", async () => {
+  it("lists the eleven released versions in ascending order", async () => {
     const { versions, rejected } = await releasedVersions(dir);
     assert.deepEqual(
       versions.map((v) => v.raw),
