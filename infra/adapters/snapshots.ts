@@ -266,6 +266,20 @@ resolve_current() {
   esac
 }
 
+# Takes the app's lock (-x or -s) and sets tarball and meta to its current snapshot, whose content is
+# checked against its name: a damaged snapshot is never read into volumes.
+lock_checked_current() {
+  local snap id
+  [ -d "$app_dir" ] || fail "there is no snapshot of app $WS_APP in store $WS_STORE on node $WS_NODE"
+  lock_app "$1"
+  [ -L "$app_dir/current" ] || fail "there is no snapshot of app $WS_APP in store $WS_STORE on node $WS_NODE"
+  resolve_current
+  snap=$(basename -- "$tarball")
+  [ -f "$tarball" ] || fail "the current snapshot of app $WS_APP ($snap) is missing"
+  id=$(sha256sum -- "$tarball" | cut -d ' ' -f 1)
+  [ "$snap" = "snap-$id.tar" ] || fail "the snapshot $snap of app $WS_APP is damaged: its content hashes to $id"
+}
+
 emit_current() {
   local id
   resolve_current
@@ -310,16 +324,8 @@ emit "$id" "$bytes" "$taken" "$app_dir/$take_meta"
 `;
 
 const RESTORE_SCRIPT = SCRIPT_PRELUDE + String.raw`
-no_snapshot() { fail "there is no snapshot of app $WS_APP in store $WS_STORE on node $WS_NODE"; }
-[ -d "$app_dir" ] || no_snapshot
-lock_app -x
-[ -L "$app_dir/current" ] || no_snapshot
-resolve_current
-snap=$(basename -- "$tarball")
-[ -f "$tarball" ] || fail "the current snapshot of app $WS_APP ($snap) is missing"
 # Check the tar before anything is deleted: a damaged snapshot must not replace good data.
-id=$(sha256sum -- "$tarball" | cut -d ' ' -f 1)
-[ "$snap" = "snap-$id.tar" ] || fail "the snapshot $snap of app $WS_APP is damaged: its content hashes to $id"
+lock_checked_current -x
 for v in $WS_VOLUMES; do
   grep -qxF -- "volume $v" "$meta" || fail "the snapshot of app $WS_APP holds no volume $v (it holds: $(sed -n 's/^volume //p' "$meta" | paste -sd ' ' -))"
 done
@@ -341,15 +347,7 @@ emit_current
 // Another app's volumes from this app's snapshot (a canary's copy of the live data): the snapshot is
 // only read, under the shared lock; WS_SEED pairs each volume of the snapshot with the one it fills.
 const SEED_SCRIPT = SCRIPT_PRELUDE + String.raw`
-no_snapshot() { fail "there is no snapshot of app $WS_APP in store $WS_STORE on node $WS_NODE"; }
-[ -d "$app_dir" ] || no_snapshot
-lock_app -s
-[ -L "$app_dir/current" ] || no_snapshot
-resolve_current
-snap=$(basename -- "$tarball")
-[ -f "$tarball" ] || fail "the current snapshot of app $WS_APP ($snap) is missing"
-id=$(sha256sum -- "$tarball" | cut -d ' ' -f 1)
-[ "$snap" = "snap-$id.tar" ] || fail "the snapshot $snap of app $WS_APP is damaged: its content hashes to $id"
+lock_checked_current -s
 check_volumes
 for pair in $WS_SEED; do
   from=$(cut -d : -f 1 <<<"$pair")
