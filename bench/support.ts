@@ -49,7 +49,13 @@ export interface Comparison {
   goal?: number;
 }
 
-export async function report(title: string, comparisons: readonly Comparison[], jsonFile = stringFlag("--json")): Promise<void> {
+/** What a bench reports beside its comparisons: more Markdown after the table, more fields in the JSON. */
+export interface Extras {
+  markdown?: string[];
+  data?: Record<string, unknown>;
+}
+
+export async function report(title: string, comparisons: readonly Comparison[], extras: Extras = {}, jsonFile = stringFlag("--json")): Promise<void> {
   const rows = comparisons.map((comparison) => {
     const value = median(comparison.samples);
     const floor = median(comparison.floorSamples);
@@ -59,6 +65,6 @@ export async function report(title: string, comparisons: readonly Comparison[], 
   for (const row of rows) {
     lines.push(`| ${row.what} | ${(row.medianMs / 1000).toFixed(2)} s | ${row.floor} | ${(row.floorMedianMs / 1000).toFixed(2)} s | ${row.ratio.toFixed(2)}× | ${row.goal === undefined ? "" : `≤ ${row.goal}×`} |`);
   }
-  console.log(lines.join("\n"));
-  if (jsonFile) await writeFile(jsonFile, `${JSON.stringify({ title, at: new Date().toISOString(), rows }, null, 2)}\n`);
+  console.log([...lines, ...(extras.markdown ? ["", ...extras.markdown] : [])].join("\n"));
+  if (jsonFile) await writeFile(jsonFile, `${JSON.stringify({ title, at: new Date().toISOString(), rows, ...extras.data }, null, 2)}\n`);
 }

@@ -23,6 +23,7 @@ const SLOW_FIRST = [
   "warm-keycloak.test.js",
   "warm-heal.test.js",
   "keycloak-canary.test.js",
+  "bench-smoke.test.js",
   "forge-bridge.test.js",
   "canonical.test.js",
   "run-command.test.js",

@@ -38,24 +38,46 @@ const BENCHES = [
     about: "a run's realm on the shared Keycloak beside the raw admin REST sequence",
     rows: [["realm create + verify + delete, 0 other realms", "raw REST: token, POST, grant, DELETE"]],
   },
+  {
+    script: "runs",
+    about: "whole runs: quick against cold, orchestration against the engine, the warm realm against a co-deployed Keycloak, concurrency, memory",
+    rows: [
+      ["keycloak: quick run", "cold run (Keycloak's first boot)"],
+      ["custom-html: quick run", "cold run (no first boot)"],
+      ["a cold run's orchestration (custom-html)", "bare up + destroy of one no-op dynamic resource"],
+      ["sso-app cold, realm on the shared Keycloak", "sso-app cold, Keycloak of its own"],
+      ["2 concurrent cold runs (custom-html), wall", "one cold run"],
+    ],
+    // Four Keycloak boots and nine runs, each waiting for a boot slot behind the suites beside it.
+    timeoutMs: 3_000_000,
+  },
 ];
 
 /** The benchmarks keep working: each runs once at its smallest size; nothing is asserted about speed. */
 describe("benchmarks in --smoke mode", () => {
   for (const bench of BENCHES) {
-    it(`bench/${bench.script}.ts measures ${bench.about}, and writes the table and the JSON`, { timeout: 900_000 }, async (t) => {
+    const timeoutMs = ("timeoutMs" in bench ? bench.timeoutMs : undefined) ?? 800_000;
+    it(`bench/${bench.script}.ts measures ${bench.about}, and writes the table and the JSON`, { timeout: timeoutMs + 100_000 }, async (t) => {
       const dir = await mkdtemp(path.join(os.tmpdir(), "warmstack-bench-smoke-"));
       t.after(() => rm(dir, { recursive: true, force: true }));
       const file = path.join(dir, `${bench.script}.json`);
-      const ran = await execa(process.execPath, [path.join(REPO_ROOT, "dist", "bench", `${bench.script}.js`), "--smoke", "--json", file], { reject: false, all: true, timeout: 800_000 });
+      const ran = await execa(process.execPath, [path.join(REPO_ROOT, "dist", "bench", `${bench.script}.js`), "--smoke", "--json", file], { reject: false, all: true, timeout: timeoutMs });
       assert.equal(ran.exitCode, 0, String(ran.all));
-      const written = JSON.parse(await readFile(file, "utf8")) as { rows: Row[] };
+      const written = JSON.parse(await readFile(file, "utf8")) as { rows: Row[]; memory?: Record<string, Record<string, { peakMb: number }>> };
       assert.deepEqual(written.rows.map((row) => [row.what, row.floor]), bench.rows);
       for (const row of written.rows) {
         assert.ok(row.samples.length > 0 && row.floorSamples.length === row.samples.length, `${row.what}: one floor sample per sample`);
         assert.ok(Number.isFinite(row.ratio) && row.ratio > 0, `${row.what}: ratio ${row.ratio}`);
         const escaped = row.what.replace(/[.*+?^${}()|[\]\\`]/g, "\\$&");
         assert.match(ran.stdout, new RegExp(`^\\| ${escaped} \\| [0-9.]+ s \\| .+ \\| [0-9.]+ s \\| [0-9.]+× \\|`, "m"), `${row.what}: a row of the Markdown table`);
+      }
+      if (bench.script === "runs") {
+        for (const lane of ["cold", "quick"]) {
+          for (const role of ["runner", "pulumi CLI", "dynamic providers", "whole run"]) {
+            assert.ok((written.memory?.[lane]?.[role]?.peakMb ?? 0) > 0, `the ${lane} runs' peak memory of the ${role}: ${JSON.stringify(written.memory?.[lane])}`);
+          }
+        }
+        assert.match(ran.stdout, /^\| runner \| [0-9]+ MB \(largest [0-9]+ MB\) \| [0-9]+ MB \(largest [0-9]+ MB\) \|$/m, "the memory table's runner row");
       }
     });
   }

@@ -19,6 +19,8 @@ export interface Enrolment {
   tags: readonly string[];
   knownGood: string;
   deployTimeoutSeconds?: number;
+  /** Default: GET /health. */
+  health?: { path: string };
   /** The swarm node (hostname) to seed it on. */
   node?: string;
 }
@@ -84,7 +86,7 @@ export class CanonicalStackFixture {
         enrolment.recipe,
         {
           knownGood: enrolment.knownGood,
-          health: { path: "/health" },
+          health: enrolment.health ?? { path: "/health" },
           deployTimeoutSeconds: enrolment.deployTimeoutSeconds ?? 60,
           ...(enrolment.node ? { node: enrolment.node } : {}),
         },
