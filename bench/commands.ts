@@ -9,15 +9,19 @@
 import { LocalWorkspace } from "@pulumi/pulumi/automation";
 import { bed } from "../test/support/bed";
 import { CanonicalStackFixture } from "../test/support/canonical-stack";
-import { booleanFlag, Comparison, numberFlag, report, timed } from "./support";
+import type { WarmSummary } from "../runner/warm-run";
+import { booleanFlag, Comparison, median, numberFlag, report, timed } from "./support";
 
 const RECIPE = "custom-html";
 const KNOWN_GOOD = "1.0.0+1.0";
 
-async function warmstack(fixture: CanonicalStackFixture, args: string[]): Promise<void> {
+async function warmstack(fixture: CanonicalStackFixture, args: string[]): Promise<string> {
   const ran = await fixture.runner(args);
   if (ran.exitCode !== 0) throw new Error(`warmstack ${args.join(" ")} failed (exit ${ran.exitCode}):\n${String(ran.all).slice(-3000)}`);
+  return String(ran.stdout);
 }
+
+type Phases = WarmSummary["phasesMs"];
 
 async function main(): Promise<void> {
   const smoke = booleanFlag("--smoke");
@@ -33,10 +37,11 @@ async function main(): Promise<void> {
     const warm = await LocalWorkspace.selectStack({ stackName: "warm", workDir: fixture.project.dir }, { envVars });
     const preview: Comparison = { what: "`warmstack preview`, nothing to change", samples: [], floorSamples: [], floor: "bare preview of an empty program", goal: 1.5 };
     const status: Comparison = { what: "`warmstack status`", samples: [], floorSamples: [], floor: "bare read of the warm stack's outputs" };
+    const phases: Phases[] = [];
     try {
       for (let round = 0; round < rounds; round += 1) {
         preview.floorSamples.push(await timed(() => empty.preview()));
-        preview.samples.push(await timed(() => warmstack(fixture, ["preview"])));
+        preview.samples.push(await timed(async () => phases.push((JSON.parse(await warmstack(fixture, ["preview", "--json"])) as WarmSummary).phasesMs)));
         status.floorSamples.push(await timed(() => warm.outputs()));
         status.samples.push(await timed(() => warmstack(fixture, ["status"])));
         console.error(`[bench] commands: round ${round + 1}/${rounds} done`);
@@ -44,7 +49,10 @@ async function main(): Promise<void> {
     } finally {
       await empty.workspace.removeStack("empty", { force: true }).catch(() => undefined);
     }
-    await report(`warmstack's read-only commands against the engine floor (${rounds} round(s), alternating)`, [preview, status]);
+    const phaseMedians = Object.fromEntries((["select", "recover", "prepare", "engine"] as const).map((name) => [name, median(phases.map((phase) => phase[name]))])) as Phases;
+    const names: Record<keyof Phases, string> = { select: "selecting the stack", recover: "settling a crash", prepare: "fetching recipes, writing config", engine: "the engine: the program and its live reads" };
+    const breakdown = ["### Where a no-change preview's time goes (medians)", "", "| phase | time |", "| --- | ---: |", ...(Object.keys(names) as (keyof Phases)[]).map((name) => `| ${names[name]} | ${(phaseMedians[name] / 1000).toFixed(2)} s |`)];
+    await report(`warmstack's read-only commands against the engine floor (${rounds} round(s), alternating)`, [preview, status], { markdown: breakdown, data: { previewPhasesMs: phaseMedians } });
   } finally {
     await fixture.dispose();
   }

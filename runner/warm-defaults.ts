@@ -1,5 +1,5 @@
 import * as path from "node:path";
-import { Stack } from "@pulumi/pulumi/automation";
+import { ConfigMap, ConfigValue, Stack } from "@pulumi/pulumi/automation";
 import { CONFIG_NAMESPACE } from "../infra/config";
 import { LoadedCatalogue, loadCatalogue } from "./catalogue";
 import { readSecretFile } from "../infra/adapters/secret-files";
@@ -14,33 +14,42 @@ import { RecipeFetch, syncRecipes } from "./recipe-sources";
  * stack deploys fetched from its remote. `pulumi config set` always wins over a default.
  */
 export async function prepareWarmStack(context: RunnerContext, stack: Stack, progress: Progress): Promise<RecipeFetch[]> {
-  await applyWarmDefaults(context, stack);
-  const config = await stack.getAllConfig();
+  // One read and at most one write of the config: each is a Pulumi CLI process of its own.
+  const current = await stack.getAllConfig();
+  const writes = await missingDefaults(context, current);
+  const config = { ...current, ...writes };
   const abraDir = config[`${CONFIG_NAMESPACE}:abraDir`]?.value;
   const recipes = configuredRecipes(config);
   // A warm stack that deploys nothing has no Keycloak to canary and no recipe to fetch.
-  if (!abraDir || recipes.length === 0) return [];
+  if (!abraDir || recipes.length === 0) {
+    await writeConfig(stack, writes);
+    return [];
+  }
   const catalogue = await loadCatalogue(context.defaults.catalogue.value);
-  await applyCanary(stack, catalogue);
+  const canary = canaryConfig(catalogue);
+  const key = `${CONFIG_NAMESPACE}:canary`;
+  if (canary === undefined && key in current) await stack.removeConfig(key);
+  await writeConfig(stack, canary === undefined || current[key]?.value === canary ? writes : { ...writes, [key]: { value: canary } });
   return syncRecipes(context, catalogue.catalogue, abraDir, recipes, progress);
+}
+
+async function writeConfig(stack: Stack, values: Record<string, ConfigValue>): Promise<void> {
+  if (Object.keys(values).length > 0) await stack.setAllConfig(values);
 }
 
 /**
  * The shared Keycloak's canary follows the catalogue: its `canary: true` recipes, run by this very
- * runner's run command. Written on every operation, so a plain `pulumi up` sees the last one's.
+ * runner's run command. Written on every operation that changes it, so a plain `pulumi up` sees the
+ * last one's.
  */
-async function applyCanary(stack: Stack, loaded: LoadedCatalogue): Promise<void> {
-  const key = `${CONFIG_NAMESPACE}:canary`;
+function canaryConfig(loaded: LoadedCatalogue): string | undefined {
   const recipes = Object.entries(loaded.catalogue.recipes).filter(([, entry]) => entry.canary).map(([recipe]) => recipe);
-  if (recipes.length === 0) {
-    if (key in (await stack.getAllConfig())) await stack.removeConfig(key);
-    return;
-  }
-  const canary = { recipes, runCommand: [process.execPath, path.join(__dirname, "cli.js"), "run"], catalogue: path.resolve(loaded.file) };
-  await stack.setConfig(key, { value: JSON.stringify(canary) });
+  if (recipes.length === 0) return undefined;
+  return JSON.stringify({ recipes, runCommand: [process.execPath, path.join(__dirname, "cli.js"), "run"], catalogue: path.resolve(loaded.file) });
 }
 
-async function applyWarmDefaults(context: RunnerContext, stack: Stack): Promise<void> {
+/** The embedded defaults of every key the operator has not set. */
+async function missingDefaults(context: RunnerContext, current: ConfigMap): Promise<Record<string, ConfigValue>> {
   const { settings, defaults: runner } = context;
   const warmProxyPort = runner.warmProxyPort.value;
   const defaults: Record<string, string> = {
@@ -67,19 +76,20 @@ async function applyWarmDefaults(context: RunnerContext, stack: Stack): Promise<
       },
     }),
   };
-  const current = await stack.getAllConfig();
+  const missing: Record<string, ConfigValue> = {};
   for (const [key, value] of Object.entries(defaults)) {
     const fullKey = `${CONFIG_NAMESPACE}:${key}`;
-    if (!(fullKey in current)) await stack.setConfig(fullKey, { value });
+    if (!(fullKey in current)) missing[fullKey] = { value };
   }
   const webhookKey = `${CONFIG_NAMESPACE}:alertWebhook`;
   const webhookFile = context.env.WARMSTACK_ALERT_WEBHOOK_URL_FILE;
   // The URL may carry a token: it is read from its file and kept only as an encrypted config value.
-  if (webhookFile && !(webhookKey in current)) await stack.setConfig(webhookKey, { value: await readSecretFile(webhookFile, "WARMSTACK_ALERT_WEBHOOK_URL_FILE"), secret: true });
+  if (webhookFile && !(webhookKey in current)) missing[webhookKey] = { value: await readSecretFile(webhookFile, "WARMSTACK_ALERT_WEBHOOK_URL_FILE"), secret: true };
+  return missing;
 }
 
 /** The recipes of the warm apps and of the enrolled canonicals, as far as the config parses. */
-function configuredRecipes(config: Record<string, { value: string }>): string[] {
+function configuredRecipes(config: ConfigMap): string[] {
   const parsed = (key: string): Record<string, unknown> => {
     try {
       return (JSON.parse(config[`${CONFIG_NAMESPACE}:${key}`]?.value ?? "{}") as Record<string, unknown>) ?? {};

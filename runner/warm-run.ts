@@ -27,6 +27,8 @@ export interface WarmSummary {
   recovered: Recovery;
   error?: string;
   elapsedMs: number;
+  /** Where the time went, in order: selecting the stack, settling a crash, fetching recipes and writing config, the engine (the program and its live reads). */
+  phasesMs: { select: number; recover: number; prepare: number; engine: number };
 }
 
 /** The program's stack outputs, caught from the engine's events (a preview returns none). */
@@ -61,13 +63,17 @@ export async function runWarm(context: RunnerContext, operation: "preview" | "up
   const { settings } = context;
   if (asked.retry?.length) process.env.WARMSTACK_RETRY = asked.retry.join(",");
   progress.say(`${operation} warm: backend ${withoutCredentials(settings.backendUrl)}`);
+  const phase = phaseClock();
   const stack = await selectStack("warm", settings, warmOperationMark());
+  const select = phase();
   // A preview takes no lock: it goes ahead beside a live operation, and settles nothing under it.
   const lockTimeoutSeconds = asked.lockTimeoutSeconds ?? 900;
   const deadline = operation === "preview" ? null : { at: Date.now() + lockTimeoutSeconds * 1000, ofSeconds: lockTimeoutSeconds };
   const { heldBy: _held, ...recovered } = await recoverWarmStack(stack, settings, progress, deadline);
+  const recover = phase();
   const fetches = await prepareWarmStack(context, stack, progress);
   if (operation === "up") await alertFailedFetches(stack, fetches);
+  const prepare = phase();
   const collector = outputsCollector();
   const options = { onOutput: progress.engineOutput("warm"), onEvent: collector.onEvent };
   let changes: Record<string, number> = {};
@@ -78,6 +84,7 @@ export async function runWarm(context: RunnerContext, operation: "preview" | "up
   } catch (caught) {
     error = engineFailure(caught).reason;
   }
+  const engine = phase();
   const outputs = collector.outputs();
   return {
     stack: "warm",
@@ -92,11 +99,26 @@ export async function runWarm(context: RunnerContext, operation: "preview" | "up
     recovered,
     error,
     elapsedMs: progress.elapsedMs(),
+    phasesMs: { select, recover, prepare, engine },
+  };
+}
+
+/** Each call returns the milliseconds since the previous one (the first, since the clock was made). */
+function phaseClock(): () => number {
+  let last = Date.now();
+  return () => {
+    const now = Date.now();
+    const since = now - last;
+    last = now;
+    return since;
   };
 }
 
 export function renderWarmSummary(summary: WarmSummary): string {
-  const lines = [`warm stack ${summary.operation}: ${summary.ok ? "ok" : "FAILED"} in ${(summary.elapsedMs / 1000).toFixed(1)}s`];
+  const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
+  const { select, recover, prepare, engine } = summary.phasesMs;
+  const phases = `stack ${seconds(select)}, recovery ${seconds(recover)}, fetches and config ${seconds(prepare)}, engine ${seconds(engine)}`;
+  const lines = [`warm stack ${summary.operation}: ${summary.ok ? "ok" : "FAILED"} in ${seconds(summary.elapsedMs)} (${phases})`];
   if (summary.recovered.clearedLocks.length > 0 || summary.recovered.endedPids.length > 0) {
     lines.push(`  RECOVERED from a crashed operation: ${summary.recovered.clearedLocks.length} dead lock(s) cleared, ${summary.recovered.endedPids.length} stray process(es) ended${summary.recovered.refreshed ? ", state refreshed against the live system" : ""}`);
   }

@@ -63,13 +63,19 @@ describe("benchmarks in --smoke mode", () => {
       const file = path.join(dir, `${bench.script}.json`);
       const ran = await execa(process.execPath, [path.join(REPO_ROOT, "dist", "bench", `${bench.script}.js`), "--smoke", "--json", file], { reject: false, all: true, timeout: timeoutMs });
       assert.equal(ran.exitCode, 0, String(ran.all));
-      const written = JSON.parse(await readFile(file, "utf8")) as { rows: Row[]; memory?: Record<string, Record<string, { peakMb: number }>> };
+      const written = JSON.parse(await readFile(file, "utf8")) as { rows: Row[]; memory?: Record<string, Record<string, { peakMb: number }>>; previewPhasesMs?: Record<string, number> };
       assert.deepEqual(written.rows.map((row) => [row.what, row.floor]), bench.rows);
       for (const row of written.rows) {
         assert.ok(row.samples.length > 0 && row.floorSamples.length === row.samples.length, `${row.what}: one floor sample per sample`);
         assert.ok(Number.isFinite(row.ratio) && row.ratio > 0, `${row.what}: ratio ${row.ratio}`);
         const escaped = row.what.replace(/[.*+?^${}()|[\]\\`]/g, "\\$&");
         assert.match(ran.stdout, new RegExp(`^\\| ${escaped} \\| [0-9.]+ s \\| .+ \\| [0-9.]+ s \\| [0-9.]+× \\|`, "m"), `${row.what}: a row of the Markdown table`);
+      }
+      if (bench.script === "commands") {
+        const phases = written.previewPhasesMs ?? {};
+        assert.deepEqual(Object.keys(phases), ["select", "recover", "prepare", "engine"], "the preview's phases");
+        assert.ok(phases.engine! > 0 && Object.values(phases).every((ms) => ms >= 0), `the preview's phases: ${JSON.stringify(phases)}`);
+        assert.match(ran.stdout, /^\| the engine: the program and its live reads \| [0-9.]+ s \|$/m, "the breakdown's engine row");
       }
       if (bench.script === "runs") {
         for (const lane of ["cold", "quick"]) {

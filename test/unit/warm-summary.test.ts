@@ -14,8 +14,15 @@ function summary(operation: "preview" | "up", down: boolean): WarmSummary {
     fetches: [],
     recovered: { endedPids: [], clearedLocks: [], refreshed: false },
     elapsedMs: 1200,
+    phasesMs: { select: 100, recover: 50, prepare: 300, engine: 700 },
   };
 }
+
+describe("warm summary: where the time went", () => {
+  it("the first line gives the whole and each phase, in order", () => {
+    assert.match(renderWarmSummary(summary("preview", false)), /^warm stack preview: ok in 1\.2s \(stack 0\.1s, recovery 0\.1s, fetches and config 0\.3s, engine 0\.7s\)\n/);
+  });
+});
 
 describe("warm summary: an app that is down at its version", () => {
   it("preview says the up brings it back", () => {
