@@ -1,11 +1,12 @@
 // results.json is what a CI job, a bot and a human read after a run, and the Markdown summary is what
 // a PR author sees. Both come from one schema, so the summary can show nothing the schema does not
 // hold: no secret can reach a PR comment through it (invariant 7).
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { z } from "zod";
-import { recipeNameSchema, runStackNameSchema } from "../infra/naming";
+import { parseRunStackName, recipeNameSchema, runStackNameSchema } from "../infra/naming";
 import { isVersion } from "../infra/versions";
+import type { LaneSample } from "./lane-advice";
 
 export const RESULTS_SCHEMA_ID = "warmstack/results@1";
 
@@ -83,6 +84,8 @@ export const resultsSchema = z
     startedAt: isoTime,
     finishedAt: isoTime,
     durationMs,
+    /** A quick run's word on the lane, when the recipe's cold runs have been the faster (runner/lane-advice.ts). */
+    laneAdvice: z.string().optional(),
   })
   .strict()
   // A report that calls a quick run authoritative, or lets it gate a merge, would mislead exactly
@@ -217,6 +220,7 @@ export function renderMarkdown(results: RunResults): string {
   const tail = r.tests.outputTail.replace(/\n+$/, "");
   if (tail !== "") lines.push(...fenced(tail, "text"));
   lines.push("", promotionLine(r.promotion), "", `Run took ${seconds(r.durationMs)} s (deploys: ${r.deployCount}).`);
+  if (r.laneAdvice !== undefined) lines.push("", `**Lane advice:** ${oneLine(r.laneAdvice)}.`);
   return `${lines.join("\n")}\n`;
 }
 
@@ -279,6 +283,29 @@ export function assembleResults(facts: RunFacts): RunResults {
 }
 
 /** results.json and summary.md of a run, in its results directory. */
+/**
+ * The latest green runs of a recipe under `root` (one directory per run stack), newest first, as
+ * lane samples; a results file that cannot be read or parsed is not one of them.
+ */
+export async function recentGreenRuns(root: string, recipe: string): Promise<LaneSample[]> {
+  const stacks = await readdir(root).catch(() => [] as string[]);
+  const runs = await Promise.all(
+    stacks
+      .filter((stack) => parseRunStackName(stack)?.recipe === recipe)
+      .map(async (stack) => {
+        try {
+          return parseResults(JSON.parse(await readFile(path.join(root, stack, "results.json"), "utf8")));
+        } catch {
+          return undefined;
+        }
+      }),
+  );
+  return runs
+    .filter((run): run is RunResults => run !== undefined && run.recipe === recipe && run.outcome === "passed" && run.lane !== null)
+    .sort((a, b) => b.finishedAt.localeCompare(a.finishedAt))
+    .map((run) => ({ lane: run.lane!, durationMs: run.durationMs }));
+}
+
 export async function writeResults(dir: string, results: RunResults): Promise<{ resultsFile: string; summaryFile: string }> {
   await mkdir(dir, { recursive: true });
   const resultsFile = path.join(dir, "results.json");

@@ -7,7 +7,8 @@ import { runStackName } from "../infra/naming";
 import type { RunnerContext } from "./context";
 import { Progress } from "./progress";
 import { outputValue } from "./recipe-tests";
-import { assembleResults, resultsRoot, RunResults, writeResults } from "./results";
+import { laneAdvice } from "./lane-advice";
+import { assembleResults, recentGreenRuns, resultsRoot, RunResults, writeResults } from "./results";
 import { planRun, RunPlan, runProgressFile, RunRequest, runWorkDir } from "./run-plan";
 import { describeUp, destroy, prepare, promoteIfEligible, reasonOf, RunState, StepLog, tests, trapSignals, up } from "./run-steps";
 
@@ -118,6 +119,13 @@ async function report(run: RunState, promotion: RunResults["promotion"]): Promis
     startedAt: run.startedAt,
     finishedAt: new Date(),
   });
+  if (results.lane === "quick" && results.outcome === "passed") {
+    const advice = laneAdvice(plan.request.recipe, [{ lane: "quick", durationMs: results.durationMs }, ...(await recentGreenRuns(resultsRoot(stateDir), plan.request.recipe))]);
+    if (advice !== undefined) {
+      results.laneAdvice = advice;
+      run.progress.say(`run ${plan.request.recipe} (${plan.stack}): ${advice}`);
+    }
+  }
   const { resultsFile, summaryFile } = await writeResults(plan.request.resultsDir ?? path.join(resultsRoot(stateDir), plan.stack), results);
   run.progress.say(`run ${plan.request.recipe} (${plan.stack}): ${results.outcome} in ${(results.durationMs / 1000).toFixed(1)}s; results in ${resultsFile}`);
   return { results, resultsFile, summaryFile, received: run.signals.received };
