@@ -167,6 +167,85 @@ async function coDeployed(bench: Bench, fork: { repo: string; ref: string }, abr
   });
 }
 
+/** The keycloak recipe as a recipe of the catalogue, tested by its own check and enrolled as a canonical. */
+async function catalogueWithKeycloak(fixture: CanonicalStackFixture): Promise<string> {
+  return fixture.abra.catalogue((recipes) => {
+    recipes[KEYCLOAK.recipe] = {
+      source: fixture.abra.remote(KEYCLOAK.recipe),
+      test: { command: ["bash", path.join(REPO_ROOT, "test", "fixtures", "checks", "keycloak.sh")], timeoutSeconds: 120 },
+      health: { path: "/realms/master" },
+      deployTimeoutSeconds: 600,
+      sso: false,
+      canonical: true,
+    };
+  });
+}
+
+interface Setting {
+  bench: Bench;
+  fork: { repo: string; ref: string };
+  engine: { measure: () => Promise<number> };
+  coDeployAbra: AbraDir;
+  dir: string;
+  concurrency: number[];
+}
+
+function comparisons(concurrency: readonly number[]) {
+  const compare = (what: string, floor: string, goal?: number): Comparison => ({ what, samples: [], floorSamples: [], floor, ...(goal === undefined ? {} : { goal }) });
+  return {
+    keycloakLanes: compare("keycloak: quick run", "cold run (Keycloak's first boot)", 0.2),
+    htmlLanes: compare("custom-html: quick run", "cold run (no first boot)", 1.1),
+    orchestration: compare("a cold run's orchestration (custom-html)", "bare up + destroy of one no-op dynamic resource", 1.3),
+    warmRealm: compare("sso-app cold, realm on the shared Keycloak", "sso-app cold, Keycloak of its own", 0.33),
+    scaling: concurrency.map((count) => compare(`${count} concurrent cold runs (custom-html), wall`, "one cold run")),
+  };
+}
+
+/** One round of every figure, each side right beside its floor, so drift on a shared machine hits both alike. */
+async function round(setting: Setting, figures: ReturnType<typeof comparisons>): Promise<Record<string, unknown>[]> {
+  const { bench, fork } = setting;
+  const keycloakCold = await bench.keycloakRun("cold");
+  const keycloakQuick = await bench.keycloakRun("quick");
+  figures.keycloakLanes.floorSamples.push(keycloakCold.wallMs);
+  figures.keycloakLanes.samples.push(keycloakQuick.wallMs);
+
+  const htmlCold = await bench.htmlRun("cold");
+  const htmlQuick = await bench.htmlRun("quick");
+  figures.htmlLanes.floorSamples.push(htmlCold.wallMs);
+  figures.htmlLanes.samples.push(htmlQuick.wallMs);
+
+  const bare = await bench.bareDeploy();
+  figures.orchestration.samples.push(htmlCold.wallMs - htmlCold.results.tests.durationMs - bare);
+  figures.orchestration.floorSamples.push(await setting.engine.measure());
+
+  figures.warmRealm.samples.push((await bench.run("cold", ["--recipe", SSO.recipe, "--repo", fork.repo, "--ref", fork.ref, "--keycloak-domain", bench.keycloak.domain])).wallMs);
+  figures.warmRealm.floorSamples.push(await coDeployed(bench, fork, setting.coDeployAbra, setting.dir));
+
+  for (const [at, count] of setting.concurrency.entries()) {
+    figures.scaling[at]!.samples.push(await timed(() => Promise.all(Array.from({ length: count }, () => bench.htmlRun("cold")))));
+    figures.scaling[at]!.floorSamples.push(htmlCold.wallMs);
+  }
+  return [
+    ...[keycloakCold, keycloakQuick, htmlCold, htmlQuick].map((measured) => ({
+      recipe: measured.results.recipe,
+      lane: measured.results.lane,
+      wallMs: Math.round(measured.wallMs),
+      deployCount: measured.results.deployCount,
+      steps: Object.fromEntries(measured.results.steps.map((step) => [step.name, step.durationMs])),
+    })),
+    { recipe: HTML.recipe, bareDeployAndRemoveMs: Math.round(bare) },
+  ];
+}
+
+function memoryTable(memory: Record<Lane, MemoryPeaks>): string[] {
+  const roles = [...new Set([...Object.keys(memory.cold), ...Object.keys(memory.quick)])] as (keyof MemoryPeaks)[];
+  const cell = (lane: Lane, role: keyof MemoryPeaks) => {
+    const peak = memory[lane][role];
+    return peak ? `${peak.peakMb} MB (largest ${peak.largestProcessMb} MB)` : "—";
+  };
+  return ["### Peak resident memory of a run's processes", "", "| processes | cold runs | quick runs |", "| --- | ---: | ---: |", ...roles.map((role) => `| ${role} | ${cell("cold", role)} | ${cell("quick", role)} |`)];
+}
+
 async function main(): Promise<void> {
   const smoke = booleanFlag("--smoke");
   const rounds = smoke ? 1 : numberFlag("--rounds", 2, 10);
@@ -178,17 +257,9 @@ async function main(): Promise<void> {
     { recipe: KEYCLOAK.recipe, tags: [KEYCLOAK.knownGood], knownGood: KEYCLOAK.knownGood, deployTimeoutSeconds: 600, health: { path: "/realms/master" } },
     { recipe: HTML.recipe, tags: [HTML.knownGood], knownGood: HTML.knownGood, deployTimeoutSeconds: 120 },
   ]);
+  let engine: Awaited<ReturnType<typeof engineFloor>> | undefined;
   try {
-    fixture.project.catalogue = await fixture.abra.catalogue((recipes) => {
-      recipes[KEYCLOAK.recipe] = {
-        source: fixture.abra.remote(KEYCLOAK.recipe),
-        test: { command: ["bash", path.join(REPO_ROOT, "test", "fixtures", "checks", "keycloak.sh")], timeoutSeconds: 120 },
-        health: { path: "/realms/master" },
-        deployTimeoutSeconds: 600,
-        sso: false,
-        canonical: true,
-      };
-    });
+    fixture.project.catalogue = await catalogueWithKeycloak(fixture);
     const passwordFile = path.join(dir, "shared-keycloak-admin-password");
     await writeFile(passwordFile, keycloak.adminPassword, { mode: 0o600 });
     console.error(`[bench] seeding the ${KEYCLOAK.recipe} and ${HTML.recipe} canonicals (pays their first boots once)`);
@@ -198,68 +269,21 @@ async function main(): Promise<void> {
     // so a green cold run does not promote and every round starts alike.
     const commitOf = async (recipe: string, version: string) => (await execa("git", ["-C", path.join(bed().recipes, recipe), "rev-parse", `${version}^{commit}`])).stdout.trim();
     const bench = new Bench(fixture, keycloak, { WARMSTACK_KEYCLOAK_ADMIN_PASSWORD_FILE: passwordFile }, { keycloak: await commitOf(KEYCLOAK.recipe, KEYCLOAK.pr), html: await commitOf(HTML.recipe, HTML.pr) });
-    const fork = await ssoForkWithoutFirstBoot(dir);
-    const engine = await engineFloor(fixture.project.env());
-    try {
-
-    const keycloakLanes: Comparison = { what: "keycloak: quick run", samples: [], floorSamples: [], floor: "cold run (Keycloak's first boot)", goal: 0.2 };
-    const htmlLanes: Comparison = { what: "custom-html: quick run", samples: [], floorSamples: [], floor: "cold run (no first boot)", goal: 1.1 };
-    const orchestration: Comparison = { what: "a cold run's orchestration (custom-html)", samples: [], floorSamples: [], floor: "bare up + destroy of one no-op dynamic resource", goal: 1.3 };
-    const warmRealm: Comparison = { what: "sso-app cold, realm on the shared Keycloak", samples: [], floorSamples: [], floor: "sso-app cold, Keycloak of its own", goal: 0.33 };
-    const scaling: Comparison[] = concurrency.map((count) => ({ what: `${count} concurrent cold runs (custom-html), wall`, samples: [], floorSamples: [], floor: "one cold run" }));
-    const breakdown: Record<string, unknown>[] = [];
-
-    for (let round = 0; round < rounds; round += 1) {
-      // Alternating, so drift on a shared machine hits both sides alike.
-      const keycloakCold = await bench.keycloakRun("cold");
-      const keycloakQuick = await bench.keycloakRun("quick");
-      keycloakLanes.floorSamples.push(keycloakCold.wallMs);
-      keycloakLanes.samples.push(keycloakQuick.wallMs);
-
-      const htmlCold = await bench.htmlRun("cold");
-      const htmlQuick = await bench.htmlRun("quick");
-      htmlLanes.floorSamples.push(htmlCold.wallMs);
-      htmlLanes.samples.push(htmlQuick.wallMs);
-
-      const bare = await bench.bareDeploy();
-      orchestration.samples.push(htmlCold.wallMs - htmlCold.results.tests.durationMs - bare);
-      orchestration.floorSamples.push(await engine.measure());
-
-      warmRealm.samples.push((await bench.run("cold", ["--recipe", SSO.recipe, "--repo", fork.repo, "--ref", fork.ref, "--keycloak-domain", keycloak.domain])).wallMs);
-      warmRealm.floorSamples.push(await coDeployed(bench, fork, coDeployAbra, dir));
-
-      for (const [at, count] of concurrency.entries()) {
-        const wall = await timed(() => Promise.all(Array.from({ length: count }, () => bench.htmlRun("cold"))));
-        scaling[at]!.samples.push(wall);
-        scaling[at]!.floorSamples.push(htmlCold.wallMs);
-      }
-      breakdown.push(
-        ...[keycloakCold, keycloakQuick, htmlCold, htmlQuick].map((measured) => ({
-          recipe: measured.results.recipe,
-          lane: measured.results.lane,
-          wallMs: Math.round(measured.wallMs),
-          deployCount: measured.results.deployCount,
-          steps: Object.fromEntries(measured.results.steps.map((step) => [step.name, step.durationMs])),
-        })),
-        { recipe: HTML.recipe, bareDeployAndRemoveMs: Math.round(bare) },
-      );
-      console.error(`[bench] runs: round ${round + 1}/${rounds} done`);
+    engine = await engineFloor(fixture.project.env());
+    const setting: Setting = { bench, fork: await ssoForkWithoutFirstBoot(dir), engine, coDeployAbra, dir, concurrency };
+    const figures = comparisons(concurrency);
+    const runs: Record<string, unknown>[] = [];
+    for (let at = 0; at < rounds; at += 1) {
+      runs.push(...(await round(setting, figures)));
+      console.error(`[bench] runs: round ${at + 1}/${rounds} done`);
     }
-
-    const roles = [...new Set([...Object.keys(bench.memory.cold), ...Object.keys(bench.memory.quick)])];
-    const mb = (lane: Lane, role: string) => {
-      const peak = bench.memory[lane][role as keyof MemoryPeaks];
-      return peak ? `${peak.peakMb} MB (largest ${peak.largestProcessMb} MB)` : "—";
-    };
-    const memoryTable = ["### Peak resident memory of a run's processes", "", "| processes | cold runs | quick runs |", "| --- | ---: | ---: |", ...roles.map((role) => `| ${role} | ${mb("cold", role)} | ${mb("quick", role)} |`)];
+    const { keycloakLanes, htmlLanes, orchestration, warmRealm, scaling } = figures;
     await report(`whole runs against what they save or cost over (${rounds} round(s), alternating)`, [keycloakLanes, htmlLanes, orchestration, warmRealm, ...scaling], {
-      markdown: memoryTable,
-      data: { memory: bench.memory, runs: breakdown },
+      markdown: memoryTable(bench.memory),
+      data: { memory: bench.memory, runs },
     });
-    } finally {
-      await engine.dispose();
-    }
   } finally {
+    await engine?.dispose();
     await fixture.dispose();
     await coDeployAbra.dispose();
     await rm(dir, { recursive: true, force: true });
