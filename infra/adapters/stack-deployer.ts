@@ -258,7 +258,11 @@ export class StackDeployer implements Deployer {
   async undeploy(app: AppRef, options: { timeoutMs?: number } = {}): Promise<void> {
     const stack = stackNameForDomain(app.domain);
     const host = await this.nodeHost(app);
-    if ((await swarm.stackServices(stack)).length > 0) await swarm.removeStack(stack);
+    const timeoutMs = options.timeoutMs ?? this.options.undeployTimeoutMs ?? 120_000;
+    if ((await swarm.stackServices(stack)).length > 0) {
+      await swarm.removeStack(stack);
+      if (host !== null) await swarm.stopRemovedStackContainers(stack, host, timeoutMs);
+    }
     // `docker stack rm` returns before Swarm has removed tasks and networks; a snapshot or a
     // redeploy started now would race them ("network <stack>_default not found").
     await waitUntil(
@@ -272,7 +276,7 @@ export class StackDeployer implements Deployer {
         if (services.length + containers.length + networks.length === 0) return { done: true, value: undefined };
         return { done: false, state: `${services.length} services, ${containers.length} containers, ${networks.length} networks left` };
       },
-      { timeoutMs: options.timeoutMs ?? this.options.undeployTimeoutMs ?? 120_000, intervalMs: 300 },
+      { timeoutMs, intervalMs: 300 },
     );
   }
 
