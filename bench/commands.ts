@@ -1,7 +1,9 @@
 // The warm stack's read-only commands against the engine floor, side by side in one run on the bed,
 // alternating, on one warm stack that holds a seeded custom-html canonical (nothing to change):
 // - `warmstack preview` against a bare Automation API preview of an empty inline program on the same
-//   backend (what the engine costs before warmstack reads anything live);
+//   backend (what the engine costs before warmstack reads anything live), and against one of a
+//   single no-op dynamic resource (the engine's cost with one dynamic-provider process, which every
+//   warmstack resource has); its JSON summary gives the time of each of its phases;
 // - `warmstack status` against a bare Automation API read of the warm stack's outputs (what status
 //   must read at the least).
 //   npm run bench:commands -- [--rounds N] [--smoke] [--json FILE]
@@ -10,6 +12,7 @@ import { LocalWorkspace } from "@pulumi/pulumi/automation";
 import { bed } from "../test/support/bed";
 import { CanonicalStackFixture } from "../test/support/canonical-stack";
 import type { WarmSummary } from "../runner/warm-run";
+import { noopDynamicStack } from "./engine-floor";
 import { booleanFlag, Comparison, median, numberFlag, report, timed } from "./support";
 
 const RECIPE = "custom-html";
@@ -35,24 +38,29 @@ async function main(): Promise<void> {
     const envVars = fixture.project.env();
     const empty = await LocalWorkspace.createOrSelectStack({ projectName: "warmstack-bench-floor", stackName: "empty", program: async () => ({}) }, { envVars });
     const warm = await LocalWorkspace.selectStack({ stackName: "warm", workDir: fixture.project.dir }, { envVars });
+    const noop = await noopDynamicStack(envVars);
     const preview: Comparison = { what: "`warmstack preview`, nothing to change", samples: [], floorSamples: [], floor: "bare preview of an empty program", goal: 1.5 };
+    const previewOfOne: Comparison = { what: "`warmstack preview`, nothing to change", samples: [], floorSamples: [], floor: "bare preview of one no-op dynamic resource", goal: 1.5 };
     const status: Comparison = { what: "`warmstack status`", samples: [], floorSamples: [], floor: "bare read of the warm stack's outputs" };
     const phases: Phases[] = [];
     try {
       for (let round = 0; round < rounds; round += 1) {
         preview.floorSamples.push(await timed(() => empty.preview()));
         preview.samples.push(await timed(async () => phases.push((JSON.parse(await warmstack(fixture, ["preview", "--json"])) as WarmSummary).phasesMs)));
+        previewOfOne.floorSamples.push(await timed(() => noop.stack.preview()));
+        previewOfOne.samples.push(await timed(() => warmstack(fixture, ["preview"])));
         status.floorSamples.push(await timed(() => warm.outputs()));
         status.samples.push(await timed(() => warmstack(fixture, ["status"])));
         console.error(`[bench] commands: round ${round + 1}/${rounds} done`);
       }
     } finally {
       await empty.workspace.removeStack("empty", { force: true }).catch(() => undefined);
+      await noop.dispose().catch(() => undefined);
     }
     const phaseMedians = Object.fromEntries((["select", "recover", "prepare", "engine"] as const).map((name) => [name, median(phases.map((phase) => phase[name]))])) as Phases;
     const names: Record<keyof Phases, string> = { select: "selecting the stack", recover: "settling a crash", prepare: "fetching recipes, writing config", engine: "the engine: the program and its live reads" };
     const breakdown = ["### Where a no-change preview's time goes (medians)", "", "| phase | time |", "| --- | ---: |", ...(Object.keys(names) as (keyof Phases)[]).map((name) => `| ${names[name]} | ${(phaseMedians[name] / 1000).toFixed(2)} s |`)];
-    await report(`warmstack's read-only commands against the engine floor (${rounds} round(s), alternating)`, [preview, status], { markdown: breakdown, data: { previewPhasesMs: phaseMedians } });
+    await report(`warmstack's read-only commands against the engine floor (${rounds} round(s), alternating)`, [preview, previewOfOne, status], { markdown: breakdown, data: { previewPhasesMs: phaseMedians } });
   } finally {
     await fixture.dispose();
   }

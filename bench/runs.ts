@@ -18,8 +18,6 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
-import * as pulumi from "@pulumi/pulumi";
-import { LocalWorkspace } from "@pulumi/pulumi/automation";
 import { execa } from "execa";
 import { StackDeployer } from "../infra/adapters/stack-deployer";
 import type { RunResults } from "../runner/results";
@@ -30,6 +28,7 @@ import { withKeycloakBoot } from "../test/support/keycloak-boots";
 import { REPO_ROOT } from "../test/support/pulumi-project";
 import { runResults, stackNamed, warmstack } from "../test/support/runs";
 import { SHARED_KEYCLOAK_VERSION, sharedKeycloak, SharedKeycloak } from "../test/support/shared-keycloak";
+import { EngineFloor, noopDynamicStack } from "./engine-floor";
 import { MemoryPeaks, mergePeaks, samplePeaks } from "./process-memory";
 import { booleanFlag, Comparison, numberFlag, report, stringFlag, timed } from "./support";
 
@@ -106,35 +105,6 @@ class Bench {
   }
 }
 
-/** A run stack's engine floor: an inline program of one dynamic resource that does nothing, up then destroyed. */
-async function engineFloor(envVars: Record<string, string>): Promise<{ measure: () => Promise<number>; dispose: () => Promise<void> }> {
-  const noop: pulumi.dynamic.ResourceProvider = { create: async () => ({ id: "noop", outs: {} }) };
-  class Noop extends pulumi.dynamic.Resource {
-    constructor(name: string) {
-      super(noop, name, {});
-    }
-  }
-  const stackName = `noop-${randomBytes(3).toString("hex")}`;
-  const stack = await LocalWorkspace.createOrSelectStack(
-    {
-      projectName: "warmstack-bench-floor",
-      stackName,
-      program: async () => {
-        new Noop("noop");
-      },
-    },
-    { envVars },
-  );
-  return {
-    measure: () =>
-      timed(async () => {
-        await stack.up();
-        await stack.destroy();
-      }),
-    dispose: () => stack.workspace.removeStack(stackName, { force: true }),
-  };
-}
-
 /** A fork of sso-app whose one commit on its base release sets the simulated first boot to none. */
 async function ssoForkWithoutFirstBoot(dir: string): Promise<{ repo: string; ref: string }> {
   const repo = path.join(dir, "sso-app-fork");
@@ -184,7 +154,7 @@ async function catalogueWithKeycloak(fixture: CanonicalStackFixture): Promise<st
 interface Setting {
   bench: Bench;
   fork: { repo: string; ref: string };
-  engine: { measure: () => Promise<number> };
+  engine: EngineFloor;
   coDeployAbra: AbraDir;
   dir: string;
   concurrency: number[];
@@ -216,7 +186,12 @@ async function round(setting: Setting, figures: ReturnType<typeof comparisons>):
 
   const bare = await bench.bareDeploy();
   figures.orchestration.samples.push(htmlCold.wallMs - htmlCold.results.tests.durationMs - bare);
-  figures.orchestration.floorSamples.push(await setting.engine.measure());
+  figures.orchestration.floorSamples.push(
+    await timed(async () => {
+      await setting.engine.stack.up();
+      await setting.engine.stack.destroy();
+    }),
+  );
 
   figures.warmRealm.samples.push((await bench.run("cold", ["--recipe", SSO.recipe, "--repo", fork.repo, "--ref", fork.ref, "--keycloak-domain", bench.keycloak.domain])).wallMs);
   figures.warmRealm.floorSamples.push(await coDeployed(bench, fork, setting.coDeployAbra, setting.dir));
@@ -257,7 +232,7 @@ async function main(): Promise<void> {
     { recipe: KEYCLOAK.recipe, tags: [KEYCLOAK.knownGood], knownGood: KEYCLOAK.knownGood, deployTimeoutSeconds: 600, health: { path: "/realms/master" } },
     { recipe: HTML.recipe, tags: [HTML.knownGood], knownGood: HTML.knownGood, deployTimeoutSeconds: 120 },
   ]);
-  let engine: Awaited<ReturnType<typeof engineFloor>> | undefined;
+  let engine: EngineFloor | undefined;
   try {
     fixture.project.catalogue = await catalogueWithKeycloak(fixture);
     const passwordFile = path.join(dir, "shared-keycloak-admin-password");
@@ -269,7 +244,7 @@ async function main(): Promise<void> {
     // so a green cold run does not promote and every round starts alike.
     const commitOf = async (recipe: string, version: string) => (await execa("git", ["-C", path.join(bed().recipes, recipe), "rev-parse", `${version}^{commit}`])).stdout.trim();
     const bench = new Bench(fixture, keycloak, { WARMSTACK_KEYCLOAK_ADMIN_PASSWORD_FILE: passwordFile }, { keycloak: await commitOf(KEYCLOAK.recipe, KEYCLOAK.pr), html: await commitOf(HTML.recipe, HTML.pr) });
-    engine = await engineFloor(fixture.project.env());
+    engine = await noopDynamicStack(fixture.project.env());
     const setting: Setting = { bench, fork: await ssoForkWithoutFirstBoot(dir), engine, coDeployAbra, dir, concurrency };
     const figures = comparisons(concurrency);
     const runs: Record<string, unknown>[] = [];

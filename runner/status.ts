@@ -8,7 +8,7 @@ import type { Hold } from "../infra/gate";
 import { nodeUsable } from "../infra/placement";
 import type { RunnerContext } from "./context";
 import { StateResource, warmState } from "./warm-state";
-import { selectStack } from "./workspace";
+import { readStack } from "./workspace";
 
 /** Status: what the warm stack holds now, from its state, its config and the state dir. */
 export interface WarmAppStatus {
@@ -135,7 +135,7 @@ async function deployedVersionOf(outputs: Record<string, unknown>): Promise<stri
 
 export async function warmStatus(context: RunnerContext, now = new Date()): Promise<StatusReport> {
   const { settings } = context;
-  const stack = await selectStack("warm", settings);
+  const stack = await readStack("warm", settings);
   // Only the alert directory is needed from the config: status works on a stack whose config is incomplete, too.
   const [config, state] = await Promise.all([stack.getAllConfig(), warmState(stack)]);
   const alertDir = config["warmstack:alertDir"]?.value ?? path.join(settings.stateDir, "alerts");

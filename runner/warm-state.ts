@@ -53,7 +53,7 @@ export interface WarmState {
 const ROOT_STACK_TYPE = "pulumi:pulumi:Stack";
 
 /** The warm stack's WarmApps, Canonicals and program outputs, from one export of its state. */
-export async function warmState(stack: Stack): Promise<WarmState> {
+export async function warmState(stack: Pick<Stack, "exportStack">): Promise<WarmState> {
   const exported = (await stack.exportStack()).deployment as { resources?: { urn: string; type: string; outputs?: Record<string, unknown> }[] } | undefined;
   const all = exported?.resources ?? [];
   return {

@@ -51,30 +51,61 @@ export function pulumiEnv(settings: RunnerSettings): Record<string, string> {
   return env;
 }
 
+async function ensureProject(settings: RunnerSettings): Promise<void> {
+  await ensureBackendDir(settings.backendUrl);
+  await ensurePassphraseFile(settings.passphraseFile);
+  if (!existsSync(path.join(settings.projectDir, "Pulumi.yaml"))) {
+    throw new Error(`no Pulumi.yaml in ${settings.projectDir} (WARMSTACK_PROJECT_DIR)`);
+  }
+}
+
+/** What a command that only reads a stack needs of it. */
+export type StackReader = Pick<Stack, "name" | "getAllConfig" | "exportStack">;
+
+/**
+ * A stack's config and state, read without selecting it: selecting is one more Pulumi CLI process
+ * (a third of a second), and a reader must not create the stack either. A stack that does not exist
+ * fails its first read, saying so.
+ */
+export async function readStack(stackName: string, settings: RunnerSettings): Promise<StackReader> {
+  stackKindOf(stackName);
+  await ensureProject(settings);
+  const workspace = await LocalWorkspace.create({ workDir: settings.projectDir, envVars: pulumiEnv(settings) });
+  const explained = (error: unknown) => explainStackError(error, stackName, settings);
+  return {
+    name: stackName,
+    getAllConfig: () => workspace.getAllConfig(stackName).catch(explained),
+    exportStack: () => workspace.exportStack(stackName).catch(explained),
+  };
+}
+
+/** The engine's words for a stack that cannot be opened, said in the operator's terms. */
+function explainStackError(error: unknown, stackName: string, settings: RunnerSettings): never {
+  const backend = withoutCredentials(settings.backendUrl);
+  if (/incorrect passphrase/.test(String(error))) {
+    // The stack's config file keeps the salt of the passphrase it was created with.
+    throw new Error(
+      `the passphrase does not match Pulumi.${stackName}.yaml in ${settings.projectDir}: that file belongs to another ` +
+        `backend or passphrase (backend ${backend}, passphrase file ${settings.passphraseFile})`,
+    );
+  }
+  if (/no stack named/i.test(String(error))) throw new Error(`there is no ${stackName} stack in backend ${backend}`);
+  throw error;
+}
+
 /** `extraEnv` reaches the CLI and every process it starts (a run marks its processes that way). */
 export async function selectStack(stackName: string, settings: RunnerSettings, extraEnv: Record<string, string> = {}): Promise<Stack> {
   stackKindOf(stackName);
   // The programs and every resource module load only when the engine runs one: a command that only
   // reads state (status, reap's look at the warm stack) starts in a third of the time without them.
   const program = async () => (await import("../stacks/programs")).programFor(stackName)();
-  await ensureBackendDir(settings.backendUrl);
-  await ensurePassphraseFile(settings.passphraseFile);
-  if (!existsSync(path.join(settings.projectDir, "Pulumi.yaml"))) {
-    throw new Error(`no Pulumi.yaml in ${settings.projectDir} (WARMSTACK_PROJECT_DIR)`);
-  }
+  await ensureProject(settings);
   try {
     return await LocalWorkspace.createOrSelectStack(
       { stackName, projectName: "warmstack", program },
       { workDir: settings.projectDir, envVars: { ...pulumiEnv(settings), ...extraEnv } },
     );
   } catch (error) {
-    if (/incorrect passphrase/.test(String(error))) {
-      // The stack's config file keeps the salt of the passphrase it was created with.
-      throw new Error(
-        `the passphrase does not match Pulumi.${stackName}.yaml in ${settings.projectDir}: that file belongs to another ` +
-          `backend or passphrase (backend ${withoutCredentials(settings.backendUrl)}, passphrase file ${settings.passphraseFile})`,
-      );
-    }
-    throw error;
+    explainStackError(error, stackName, settings);
   }
 }

@@ -32,7 +32,7 @@
 import { randomBytes } from "node:crypto";
 import { NameError } from "../naming";
 import { DeadlineError, waitUntil } from "./health";
-import { docker, DockerError, serviceTasks, volumeExists } from "./swarm";
+import { docker, DockerError, serviceTasks, stopRemovedServiceContainers, volumeExists } from "./swarm";
 
 export interface SnapshotTarget {
   /** Store key of the app, e.g. the canonical's recipe or the warm app's name. */
@@ -433,13 +433,15 @@ async function removeHelper(name: string, local: boolean): Promise<void> {
   } catch (error) {
     if (!isGone(error)) throw error;
   }
-  // The container goes a moment after the service, and keeps the volumes in use until then; only
+  // The container goes a while after the service, and keeps the volumes in use until then; only
   // the local node's containers are visible to this CLI.
   if (!local) return;
+  const containers = async () => lines(await docker(["ps", "-aq", "--filter", `label=com.docker.swarm.service.name=${name}`]));
+  await stopRemovedServiceContainers(await containers(), undefined, HELPER_REMOVAL_TIMEOUT_MS);
   await waitUntil(
     `the container of the snapshot helper ${name} to be removed`,
     async () => {
-      const left = lines(await docker(["ps", "-aq", "--filter", `label=com.docker.swarm.service.name=${name}`]));
+      const left = await containers();
       return left.length === 0 ? { done: true, value: undefined } : { done: false, state: `${left.length} container(s) left` };
     },
     { timeoutMs: HELPER_REMOVAL_TIMEOUT_MS, intervalMs: POLL_MS },

@@ -261,7 +261,7 @@ export class StackDeployer implements Deployer {
     const timeoutMs = options.timeoutMs ?? this.options.undeployTimeoutMs ?? 120_000;
     if ((await swarm.stackServices(stack)).length > 0) {
       await swarm.removeStack(stack);
-      if (host !== null) await swarm.stopRemovedStackContainers(stack, host, timeoutMs);
+      if (host !== null) await swarm.stopRemovedServiceContainers(await swarm.stackContainers(stack, host), host, timeoutMs);
     }
     // `docker stack rm` returns before Swarm has removed tasks and networks; a snapshot or a
     // redeploy started now would race them ("network <stack>_default not found").

@@ -182,14 +182,13 @@ export async function stackContainers(stack: string, host?: string): Promise<str
 }
 
 /**
- * A removed stack's containers on one node, stopped and removed now rather than when Swarm gets to
- * them: its agent waits a fixed gossip delay before it stops a task on an overlay network, and
- * removes the container seconds after it has exited. `docker stop` is the same graceful stop Swarm
- * sends (SIGTERM, then SIGKILL once the container's own stop grace period is over), so no app's data
- * is cut short. A container Swarm removed meanwhile is no error.
+ * The containers of removed services on one node, stopped and removed now rather than when Swarm
+ * gets to them: its agent waits a fixed gossip delay before it stops a task on an overlay network,
+ * and removes a container seconds after it has exited. `docker stop` is the stop Swarm sends (the
+ * service's stop signal, then SIGKILL once the container's stop grace period is over), so no app's
+ * data is cut short. A container Swarm removed meanwhile is no error.
  */
-export async function stopRemovedStackContainers(stack: string, host: string | undefined, timeoutMs: number): Promise<void> {
-  const containers = await stackContainers(stack, host);
+export async function stopRemovedServiceContainers(containers: readonly string[], host: string | undefined, timeoutMs: number): Promise<void> {
   if (containers.length === 0) return;
   const unlessGone = (error: unknown) => {
     if (!(error instanceof DockerError) || !/No such container|is already in progress/i.test(error.message)) throw error;

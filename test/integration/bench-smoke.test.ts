@@ -30,6 +30,7 @@ const BENCHES = [
     about: "preview and status on a warm stack with nothing to change, each beside its engine floor",
     rows: [
       ["`warmstack preview`, nothing to change", "bare preview of an empty program"],
+      ["`warmstack preview`, nothing to change", "bare preview of one no-op dynamic resource"],
       ["`warmstack status`", "bare read of the warm stack's outputs"],
     ],
   },

@@ -108,6 +108,16 @@ describe("the real pulumi CLI in the project directory (bed language host)", () 
     assert.match(destroy.output, /- 1 deleted|1 deleted/);
   });
 
+  it("status on a backend without a warm stack says so, exits non-zero, and creates no stack", async () => {
+    const project = await freshProject();
+    const status = await execa("node", [path.join(REPO_ROOT, "dist", "runner", "cli.js"), "status"], { env: project.env(), reject: false });
+    assert.notEqual(status.exitCode, 0);
+    assert.match(status.stderr, /there is no warm stack in backend file:\/\//);
+    const stacks = await project.pulumi(["stack", "ls", "--json"]);
+    assert.equal(stacks.exitCode, 0, stacks.output);
+    assert.doesNotMatch(stacks.output, /"warm/, "a read-only command created no stack");
+  });
+
   it("refuses malformed config by naming the key, and an unknown stack name", async () => {
     const project = await freshProject();
     assert.equal((await project.pulumi(["stack", "init", "warm"])).exitCode, 0);
