@@ -1,7 +1,7 @@
 import * as os from "node:os";
 import * as path from "node:path";
 import { z } from "zod";
-import { NODE_DOCKER_HOSTS_ENV, parseNodeDockerHosts } from "../infra/adapters/nodes";
+import { NODE_DOCKER_HOSTS_ENV, parseNodeDockerHosts } from "../infra/node-hosts";
 import { absolutePathSchema, loopbackUrlSchema } from "../infra/config";
 import { domainSchema } from "../infra/naming";
 import { Progress } from "./progress";

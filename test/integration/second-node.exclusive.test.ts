@@ -12,7 +12,7 @@ import { deployStack, docker, DockerError, removeStack, volumeExists } from "../
 import { stackNameForDomain } from "../../infra/naming";
 import { bed, uniqueDomain } from "../support/bed";
 import { viaProxy } from "../support/http";
-import { NODE_DOCKER_HOSTS_ENV } from "../../infra/adapters/nodes";
+import { NODE_DOCKER_HOSTS_ENV } from "../../infra/node-hosts";
 import { baselineOf, assertPutBack, commitOf } from "../support/quick-runs";
 import { CanonicalStackFixture, removeVolumeEventually, storeState, treeHash } from "../support/canonical-stack";
 import { PulumiProject } from "../support/pulumi-project";

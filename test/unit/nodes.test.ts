@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { NODE_DOCKER_HOSTS_ENV, parseNodeDockerHosts } from "../../infra/adapters/nodes";
+import { NODE_DOCKER_HOSTS_ENV, parseNodeDockerHosts } from "../../infra/node-hosts";
 import { assertNodeName } from "../../infra/naming";
 import { nodeUsable } from "../../infra/placement";
 
