@@ -282,7 +282,6 @@ export function assembleResults(facts: RunFacts): RunResults {
   });
 }
 
-/** results.json and summary.md of a run, in its results directory. */
 /**
  * The latest green runs of a recipe under `root` (one directory per run stack), newest first, as
  * lane samples; a results file that cannot be read or parsed is not one of them.
@@ -306,6 +305,7 @@ export async function recentGreenRuns(root: string, recipe: string): Promise<Lan
     .map((run) => ({ lane: run.lane!, durationMs: run.durationMs }));
 }
 
+/** results.json and summary.md of a run, in its results directory. */
 export async function writeResults(dir: string, results: RunResults): Promise<{ resultsFile: string; summaryFile: string }> {
   await mkdir(dir, { recursive: true });
   const resultsFile = path.join(dir, "results.json");
