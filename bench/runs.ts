@@ -41,7 +41,6 @@ type Lane = "cold" | "quick";
 interface Measured {
   wallMs: number;
   results: RunResults;
-  memory: MemoryPeaks;
 }
 
 function concurrencyFlag(smoke: boolean): number[] {
@@ -63,7 +62,7 @@ class Bench {
     readonly refs: { keycloak: string; html: string },
   ) {}
 
-  /** One `warmstack run` to its end, with its results and the peak memory of its processes. */
+  /** One `warmstack run` to its end, with its results; the peak memory of its processes joins its lane's. */
   async run(lane: Lane, args: readonly string[], env: Record<string, string> = {}): Promise<Measured> {
     const started = process.hrtime.bigint();
     const child = warmstack(this.fixture.project, ["run", ...args, ...(lane === "quick" ? ["--quick"] : [])], { ...this.env, ...env });
@@ -78,7 +77,7 @@ class Bench {
     if (results.promotion.outcome === "promoted") throw new Error(`the ${lane} run promoted the canonical: the rounds would no longer be alike`);
     this.memory[lane] = mergePeaks(this.memory[lane], memory);
     console.error(`[bench] ${results.recipe} ${lane}: ${seconds(wallMs)} (${results.steps.map((step) => `${step.name} ${seconds(step.durationMs)}`).join(", ")})`);
-    return { wallMs, results, memory };
+    return { wallMs, results };
   }
 
   keycloakRun(lane: Lane): Promise<Measured> {
