@@ -8,7 +8,7 @@ import * as path from "node:path";
 import { execa } from "execa";
 import { booleanFlag, numberFlag, stringFlag } from "./support";
 
-export const BENCHES = ["mechanisms", "realms", "commands", "runs"] as const;
+const BENCHES = ["mechanisms", "realms", "commands", "runs"] as const;
 
 async function main(): Promise<void> {
   const smoke = booleanFlag("--smoke");

@@ -45,10 +45,12 @@ async function main(): Promise<void> {
     const phases: Phases[] = [];
     try {
       for (let round = 0; round < rounds; round += 1) {
+        // One preview between its two floors stands beside each.
         preview.floorSamples.push(await timed(() => empty.preview()));
-        preview.samples.push(await timed(async () => phases.push((JSON.parse(await warmstack(fixture, ["preview", "--json"])) as WarmSummary).phasesMs)));
+        const previewed = await timed(async () => phases.push((JSON.parse(await warmstack(fixture, ["preview", "--json"])) as WarmSummary).phasesMs));
         previewOfOne.floorSamples.push(await timed(() => noop.stack.preview()));
-        previewOfOne.samples.push(await timed(() => warmstack(fixture, ["preview"])));
+        preview.samples.push(previewed);
+        previewOfOne.samples.push(previewed);
         status.floorSamples.push(await timed(() => warm.outputs()));
         status.samples.push(await timed(() => warmstack(fixture, ["status"])));
         console.error(`[bench] commands: round ${round + 1}/${rounds} done`);

@@ -42,12 +42,15 @@ async function processTable(): Promise<Seen[]> {
 
 function descendants(root: number, table: readonly Seen[]): Seen[] {
   const children = new Map<number, Seen[]>();
-  for (const entry of table) children.set(entry.ppid, [...(children.get(entry.ppid) ?? []), entry]);
+  for (const entry of table) {
+    const siblings = children.get(entry.ppid);
+    if (siblings) siblings.push(entry);
+    else children.set(entry.ppid, [entry]);
+  }
   const found: Seen[] = [];
   const stack = [root];
   while (stack.length > 0) {
-    const pid = stack.pop()!;
-    for (const child of children.get(pid) ?? []) {
+    for (const child of children.get(stack.pop()!) ?? []) {
       found.push(child);
       stack.push(child.pid);
     }
@@ -58,26 +61,27 @@ function descendants(root: number, table: readonly Seen[]): Seen[] {
 /** Per role: the largest sum over its processes at one instant, and the largest single process, in MB. */
 export type MemoryPeaks = Partial<Record<ProcessRole | "whole run", { peakMb: number; largestProcessMb: number }>>;
 
+/** One instant of the tree, as peaks. */
+function peaksOf(tree: readonly Seen[]): MemoryPeaks {
+  const byRole = new Map<ProcessRole | "whole run", number[]>();
+  for (const entry of tree) {
+    for (const role of [roleOf(entry.commandLine), "whole run"] as const) byRole.set(role, [...(byRole.get(role) ?? []), entry.rssKb]);
+  }
+  const mb = (kb: number) => Math.round(kb / 1024);
+  return Object.fromEntries([...byRole].map(([role, sizes]) => [role, { peakMb: mb(sizes.reduce((a, b) => a + b, 0)), largestProcessMb: mb(Math.max(...sizes)) }]));
+}
+
 /** Samples the tree under `rootPid` (itself included) until `stop` resolves; returns the peaks. */
 export async function samplePeaks(rootPid: number, stop: Promise<unknown>, intervalMs = 250): Promise<MemoryPeaks> {
-  const peaks: MemoryPeaks = {};
+  let peaks: MemoryPeaks = {};
   let stopped = false;
   void stop.finally(() => {
     stopped = true;
   });
-  const keep = (role: ProcessRole | "whole run", sumKb: number, largestKb: number) => {
-    const before = peaks[role] ?? { peakMb: 0, largestProcessMb: 0 };
-    peaks[role] = { peakMb: Math.max(before.peakMb, Math.round(sumKb / 1024)), largestProcessMb: Math.max(before.largestProcessMb, Math.round(largestKb / 1024)) };
-  };
   while (!stopped) {
     const table = await processTable();
     const root = table.find((entry) => entry.pid === rootPid);
-    const tree = [...(root ? [root] : []), ...descendants(rootPid, table)];
-    const byRole = new Map<ProcessRole, number[]>();
-    for (const entry of tree) byRole.set(roleOf(entry.commandLine), [...(byRole.get(roleOf(entry.commandLine)) ?? []), entry.rssKb]);
-    for (const [role, sizes] of byRole) keep(role, sizes.reduce((a, b) => a + b, 0), Math.max(...sizes));
-    const all = tree.map((entry) => entry.rssKb);
-    if (all.length > 0) keep("whole run", all.reduce((a, b) => a + b, 0), Math.max(...all));
+    peaks = mergePeaks(peaks, peaksOf([...(root ? [root] : []), ...descendants(rootPid, table)]));
     await Promise.race([new Promise((resolve) => setTimeout(resolve, intervalMs)), stop.catch(() => undefined)]);
   }
   return peaks;
